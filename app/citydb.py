@@ -1,0 +1,149 @@
+"""The City database adapter: one memory-mapped maxminddb reader per worker, swapped on rename.
+
+The file is opened lazily on first use, so a uWSGI master never maps it before fork. Every
+`check_interval` seconds one caller stats the path; a new inode (the updater renames a complete
+file over the old one) opens the new file and swaps it in. The old reader is never closed by
+hand: requests in flight keep a reference, and the map is released when the last one drops it.
+A file that disappears or fails to open leaves the last good map serving, with the error kept
+for /readyz.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import maxminddb
+
+from .errors import DatabaseUnavailable
+
+
+@dataclass(frozen=True)
+class DatabaseInfo:
+    path: str
+    database_type: str
+    build_epoch: int
+    ip_version: int
+    node_count: int
+    languages: tuple[str, ...]
+
+    @property
+    def build_date(self) -> str:
+        return dt.datetime.fromtimestamp(self.build_epoch, dt.timezone.utc).date().isoformat()
+
+    def age_days(self, now: float | None = None) -> float:
+        return round(((now or time.time()) - self.build_epoch) / 86400, 1)
+
+    @property
+    def source(self) -> str:
+        kind = self.database_type.lower()
+        if "dbip" in kind or "db-ip" in kind:
+            return "dbip"
+        if kind.startswith(("geoip2", "geolite2")):
+            return "maxmind"
+        return "other"
+
+
+class _Loaded:
+    """A reader together with what identifies the file it came from."""
+
+    __slots__ = ("reader", "info", "signature")
+
+    def __init__(self, reader, info: DatabaseInfo, signature):
+        self.reader = reader
+        self.info = info
+        self.signature = signature
+
+
+def open_city_reader(path: str):
+    """Open and check a City database; raises ValueError with a readable reason."""
+    reader = maxminddb.open_database(path, maxminddb.MODE_MMAP_EXT)
+    meta = reader.metadata()
+    if "city" not in meta.database_type.lower():
+        reader.close()
+        raise ValueError(f"not a City database (database_type is {meta.database_type!r})")
+    info = DatabaseInfo(
+        path=path,
+        database_type=meta.database_type,
+        build_epoch=meta.build_epoch,
+        ip_version=meta.ip_version,
+        node_count=meta.node_count,
+        languages=tuple(meta.languages),
+    )
+    return reader, info
+
+
+def _signature(stat: os.stat_result):
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+class CityDatabase:
+    def __init__(self, path: str, check_interval: float = 0.5, clock=time.monotonic):
+        self.path = path
+        self.check_interval = check_interval
+        self._clock = clock
+        self._loaded: _Loaded | None = None
+        self._next_check = 0.0
+        self._failed_signature = None
+        self.last_error: str | None = None
+        self.reloads = 0
+        self._lock = threading.Lock()
+
+    def _current(self) -> _Loaded | None:
+        if self._clock() >= self._next_check:
+            self._refresh()
+        return self._loaded
+
+    def _refresh(self) -> None:
+        # One thread checks; the others keep using the current map rather than wait.
+        if not self._lock.acquire(blocking=self._loaded is None):
+            return
+        try:
+            if self._clock() < self._next_check:
+                return
+            self._next_check = self._clock() + self.check_interval
+            try:
+                signature = _signature(os.stat(self.path))
+            except OSError as exc:
+                self.last_error = f"City database file is missing or unreadable ({exc.strerror})"
+                return
+            if self._loaded is not None and signature == self._loaded.signature:
+                self.last_error = None
+                return
+            if signature == self._failed_signature:
+                return
+            try:
+                reader, info = open_city_reader(self.path)
+            except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
+                self._failed_signature = signature
+                self.last_error = f"City database file could not be opened: {exc}"
+                return
+            self._loaded = _Loaded(reader, info, signature)
+            self._failed_signature = None
+            self.last_error = None
+            self.reloads += 1
+        finally:
+            self._lock.release()
+
+    @property
+    def info(self) -> DatabaseInfo | None:
+        loaded = self._current()
+        return loaded.info if loaded else None
+
+    def get(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address):
+        """(record or None, network string, DatabaseInfo) for one address."""
+        loaded = self._current()
+        if loaded is None:
+            raise DatabaseUnavailable()
+        if address.version == 6 and loaded.info.ip_version == 4:
+            return None, None, loaded.info
+        try:
+            record, prefix_len = loaded.reader.get_with_prefix_len(address)
+        except (maxminddb.InvalidDatabaseError, ValueError):
+            self.last_error = "City database file is damaged: a lookup could not be decoded"
+            raise DatabaseUnavailable("The City database could not answer for this address.") from None
+        network = ipaddress.ip_network((address, prefix_len), strict=False)
+        return record, str(network), loaded.info

@@ -1,0 +1,1 @@
+"""The HTTP layer: parse requests, shape responses. Knows nothing of maxminddb or DNS."""

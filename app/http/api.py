@@ -1,0 +1,76 @@
+"""The JSON API: /api/v1/lookup, /healthz, /readyz, the OpenAPI document and the legacy /<target>."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, request, url_for
+
+from ..document import preferred_language
+from ..errors import BadRequest, BatchTooLarge, DatabaseUnavailable
+from .client_address import client_address
+from .openapi import openapi_document
+from .responses import json_response
+
+api = Blueprint("api", __name__)
+
+
+def services():
+    return current_app.extensions["geoip"]
+
+
+def language() -> str:
+    return preferred_language(request.args.get("lang"), request.accept_languages)
+
+
+def caller_address() -> str:
+    address = client_address(request, services().config.trusted_proxies)
+    if address is None:
+        raise BadRequest("The caller's address is unknown.")
+    return address
+
+
+@api.get("/api/v1/lookup/me")
+def lookup_me():
+    return json_response(services().lookup.lookup_address(caller_address(), language()))
+
+
+@api.get("/api/v1/lookup/<path:target>")
+def lookup_target(target):
+    return json_response(services().lookup.lookup(target, language()))
+
+
+@api.post("/api/v1/lookup")
+def lookup_batch():
+    payload = request.get_json(silent=True, force=True)
+    if not isinstance(payload, dict) or not isinstance(payload.get("targets"), list):
+        raise BadRequest('The body must be a JSON object like {"targets": ["8.8.8.8", "example.com"]}.')
+    targets = payload["targets"]
+    limit = services().config.batch_max
+    if len(targets) > limit:
+        raise BatchTooLarge(f"A batch may hold at most {limit} targets.")
+    lang = preferred_language(payload.get("lang") if isinstance(payload.get("lang"), str) else request.args.get("lang"),
+                              request.accept_languages)
+    return json_response({"results": services().lookup.lookup_many(targets, lang)})
+
+
+@api.get("/healthz")
+def healthz():
+    return json_response({"status": "ok"})
+
+
+@api.get("/readyz")
+def readyz():
+    report = services().readiness()
+    return json_response(report, 200 if report["status"] != "unavailable" else 503)
+
+
+@api.get("/api/v1/openapi.json")
+def openapi():
+    return json_response(openapi_document())
+
+
+@api.get("/<target>")
+def legacy_lookup(target):
+    """The original app's route. Browsers get the page; API clients get the JSON document."""
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    if best == "text/html" and "page.index" in current_app.view_functions:
+        return redirect(url_for("page.index", q=target), 302)
+    return json_response(services().lookup.lookup(target, language()))

@@ -1,0 +1,150 @@
+"""The OpenAPI 3.1 description of every route; the tests validate real responses against it."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from ..document import LOCALES
+
+_NULLABLE_STRING = {"type": ["string", "null"]}
+_NULLABLE_INT = {"type": ["integer", "null"]}
+_NULLABLE_NUMBER = {"type": ["number", "null"]}
+
+
+def _object(properties: dict, required=None, extra=False) -> dict:
+    return {"type": "object", "properties": properties, "required": list(required or properties),
+            "additionalProperties": extra}
+
+
+def _error_response(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+_SCHEMAS = {
+    "Error": _object({"error": _object({"code": {"type": "string"}, "message": {"type": "string"}})}),
+    "Named": _object({"name": _NULLABLE_STRING}),
+    "TimeZone": _object({
+        "name": _NULLABLE_STRING,
+        "source": {"enum": ["mmdb", "tz_world", None]},
+        "utc_offset": {"type": ["string", "null"], "pattern": "^[+-][0-9]{2}:[0-9]{2}$"},
+        "local_time": {"type": ["string", "null"]},
+        "at_sea": {"type": "boolean"},
+        "confidence": {"enum": ["exact", "approximate", None]},
+        "degraded": {"type": "boolean"},
+    }),
+    "Result": _object({
+        "ip": {"type": "string"},
+        "network": {"type": "string"},
+        "city": _object({"name": _NULLABLE_STRING, "geoname_id": _NULLABLE_INT}),
+        "subdivisions": {"type": "array", "items": _object({"iso_code": _NULLABLE_STRING, "name": _NULLABLE_STRING})},
+        "country": _object({"iso_code": _NULLABLE_STRING, "name": _NULLABLE_STRING,
+                            "is_in_european_union": {"type": ["boolean", "null"]}}),
+        "continent": _object({"code": _NULLABLE_STRING, "name": _NULLABLE_STRING}),
+        "registered_country": _object({"iso_code": _NULLABLE_STRING, "name": _NULLABLE_STRING}),
+        "postal": _object({"code": _NULLABLE_STRING}),
+        "location": _object({"latitude": _NULLABLE_NUMBER, "longitude": _NULLABLE_NUMBER,
+                             "accuracy_radius": _NULLABLE_INT}),
+        "timezone": {"$ref": "#/components/schemas/TimeZone"},
+    }),
+    "UnlocatedAddress": _object({"ip": {"type": "string"}, "error": {"$ref": "#/components/schemas/Error/properties/error"}}),
+    "Document": _object({
+        "query": {"type": "string"},
+        "kind": {"enum": ["ip", "domain"]},
+        "canonical_name": _NULLABLE_STRING,
+        "results": {"type": "array", "minItems": 1, "items": {"oneOf": [
+            {"$ref": "#/components/schemas/Result"}, {"$ref": "#/components/schemas/UnlocatedAddress"}]}},
+        "addresses_withheld": {"type": "integer", "minimum": 0},
+        "database": {"oneOf": [{"type": "null"}, _object({
+            "type": {"type": "string"}, "build_date": {"type": "string", "format": "date"},
+            "source": {"type": "string"}, "attribution": _NULLABLE_STRING})]},
+    }),
+    "BatchItemError": _object({"query": _NULLABLE_STRING, "error": {"$ref": "#/components/schemas/Error/properties/error"}}),
+    "BatchRequest": {"type": "object", "required": ["targets"], "properties": {
+        "targets": {"type": "array", "items": {"type": "string"}, "description": "IP addresses and domain names"},
+        "lang": {"enum": list(LOCALES)}}},
+    "BatchResponse": _object({"results": {"type": "array", "items": {"oneOf": [
+        {"$ref": "#/components/schemas/Document"}, {"$ref": "#/components/schemas/BatchItemError"}]}}}),
+    "Readiness": {"type": "object", "required": ["status", "database", "timezone"], "properties": {
+        "status": {"enum": ["ready", "degraded", "unavailable"]},
+        "database": {"type": "object", "required": ["path", "loaded", "error"]},
+        "timezone": {"type": "object", "required": ["backend", "state"]},
+    }},
+    "MaxMindCity": {"type": "object", "required": ["traits"], "properties": {
+        "traits": {"type": "object", "required": ["ip_address", "network"]}}},
+    "MaxMindError": _object({"code": {"type": "string"}, "error": {"type": "string"}}),
+}
+
+_LANG = {"name": "lang", "in": "query", "required": False, "schema": {"enum": list(LOCALES)},
+         "description": "Language of place names; otherwise Accept-Language, then en."}
+
+_LOOKUP_ERRORS = {
+    "400": _error_response("INVALID_TARGET: not a valid IP address or domain name"),
+    "404": _error_response("IP_ADDRESS_NOT_FOUND or DOMAIN_NOT_FOUND"),
+    "422": _error_response("IP_ADDRESS_RESERVED: a private, loopback or other special-purpose address"),
+    "502": _error_response("DNS_FAILURE: the DNS servers failed"),
+    "503": _error_response("DATABASE_UNAVAILABLE: no City database is loaded"),
+    "504": _error_response("DNS_TIMEOUT: DNS did not answer within DNS_TIMEOUT"),
+}
+
+
+def _ok(schema: str, description: str = "OK", content_type: str = "application/json") -> dict:
+    return {"description": description, "content": {content_type: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+
+def _maxmind_error(description: str) -> dict:
+    return {"description": description, "content": {
+        "application/vnd.maxmind.com-error+json": {"schema": {"$ref": "#/components/schemas/MaxMindError"}}}}
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> dict:
+    target = {"name": "target", "in": "path", "required": True, "schema": {"type": "string"},
+              "description": "An IPv4/IPv6 address or a domain name"}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Easy GeoIP", "version": "1.0.0",
+                 "description": "Where is this IP address or domain? City, region, country, coordinates, "
+                                "network, time zone with local time."},
+        "paths": {
+            "/api/v1/lookup/{target}": {"get": {
+                "operationId": "lookupTarget", "summary": "Look up an IP address or every address of a domain",
+                "parameters": [target, _LANG],
+                "responses": {"200": _ok("Document"), **_LOOKUP_ERRORS}}},
+            "/api/v1/lookup/me": {"get": {
+                "operationId": "lookupMe", "summary": "Look up the caller's own address",
+                "parameters": [_LANG],
+                "responses": {"200": _ok("Document"), **_LOOKUP_ERRORS}}},
+            "/api/v1/lookup": {"post": {
+                "operationId": "lookupBatch", "summary": "Look up many targets at once (results in input order)",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/BatchRequest"}}}},
+                "responses": {"200": _ok("BatchResponse"),
+                              "400": _error_response("BAD_REQUEST: malformed JSON or body"),
+                              "413": _error_response("BATCH_TOO_LARGE or PAYLOAD_TOO_LARGE")}}},
+            "/geoip/v2.1/city/{ip}": {"get": {
+                "operationId": "maxmindCity", "summary": "MaxMind GeoIP2 City web-service compatible",
+                "parameters": [{"name": "ip", "in": "path", "required": True, "schema": {"type": "string"},
+                                "description": "An IP address or `me`"}],
+                "security": [{}, {"basic": []}],
+                "responses": {
+                    "200": _ok("MaxMindCity", content_type="application/vnd.maxmind.com-city+json"),
+                    "400": _maxmind_error("IP_ADDRESS_INVALID or IP_ADDRESS_RESERVED"),
+                    "401": _maxmind_error("AUTHORIZATION_INVALID"),
+                    "404": _maxmind_error("IP_ADDRESS_NOT_FOUND"),
+                    "503": _maxmind_error("DATABASE_UNAVAILABLE")}}},
+            "/{target}": {"get": {
+                "operationId": "legacyLookup", "summary": "The original app's route (JSON for API clients)",
+                "parameters": [target, _LANG],
+                "responses": {"200": _ok("Document"), "302": {"description": "Browsers are sent to the page"},
+                              **_LOOKUP_ERRORS}}},
+            "/healthz": {"get": {"operationId": "healthz", "summary": "The process is alive",
+                                 "responses": {"200": {"description": "alive", "content": {"application/json": {
+                                     "schema": _object({"status": {"const": "ok"}})}}}}}},
+            "/readyz": {"get": {"operationId": "readyz", "summary": "City database and time-zone backend state",
+                                "responses": {"200": _ok("Readiness", "ready or degraded"),
+                                              "503": _ok("Readiness", "no City database loaded")}}},
+            "/api/v1/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
+                                             "responses": {"200": {"description": "OpenAPI 3.1 document",
+                                                                   "content": {"application/json": {}}}}}},
+        },
+        "components": {"schemas": _SCHEMAS, "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}}},
+    }

@@ -1,0 +1,165 @@
+"""The lookup service: target -> addresses -> records -> document. No Flask, no maxminddb here."""
+from __future__ import annotations
+
+import concurrent.futures
+import ipaddress
+import logging
+import threading
+
+from . import document
+from .citydb import CityDatabase
+from .errors import AddressNotFound, AddressReserved, GeoIPError, TimezoneBackendUnavailable
+from .resolver import DnsResolver
+from .targets import MAX_TARGET_LENGTH, DomainTarget, IPTarget, is_reserved, parse_ip, parse_target
+
+log = logging.getLogger(__name__)
+
+ATTRIBUTIONS = {
+    "dbip": "IP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0",
+    "maxmind": "This product includes GeoLite2/GeoIP2 data created by MaxMind (https://www.maxmind.com)",
+}
+
+
+class LookupService:
+    def __init__(self, city_db: CityDatabase, resolver: DnsResolver, timezones, *, source_label: str | None = None,
+                 batch_concurrency: int = 16):
+        self.city_db = city_db
+        self.resolver = resolver
+        self.timezones = timezones
+        self.source_label = source_label
+        self.batch_concurrency = batch_concurrency
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    # -- public ---------------------------------------------------------------------------
+    def lookup(self, raw: object, lang: str = "en") -> dict:
+        target = parse_target(raw)
+        if isinstance(target, IPTarget):
+            return self._ip_document(target, lang)
+        return self._domain_document(target, lang)
+
+    def lookup_address(self, text: str, lang: str = "en") -> dict:
+        """An IP-only lookup (for "me" and the MaxMind-compatible endpoint)."""
+        return self._ip_document(IPTarget(parse_ip(text)), lang)
+
+    def lookup_many(self, targets: list, lang: str = "en") -> list[dict]:
+        items: list[dict | None] = [None] * len(targets)
+        domains = []
+        for index, raw in enumerate(targets):
+            try:
+                target = parse_target(raw)
+                if isinstance(target, IPTarget):
+                    items[index] = self._ip_document(target, lang)
+                else:
+                    domains.append((index, raw, target))
+            except GeoIPError as error:
+                items[index] = _error_item(raw, error)
+        if domains:
+            pool = self._batch_pool()
+            futures = {pool.submit(self._domain_document, target, lang): (index, raw) for index, raw, target in domains}
+            for future in concurrent.futures.as_completed(futures):
+                index, raw = futures[future]
+                try:
+                    items[index] = future.result()
+                except GeoIPError as error:
+                    items[index] = _error_item(raw, error)
+        return items
+
+    def record(self, text: str):
+        """Raw City record for the MaxMind-compatible endpoint: (record, network, info)."""
+        address = parse_ip(text)
+        if is_reserved(address):
+            raise AddressReserved()
+        record, network, info = self.city_db.get(address)
+        if record is None:
+            raise AddressNotFound()
+        return address, record, network, info
+
+    # -- steps ----------------------------------------------------------------------------
+    def _ip_document(self, target: IPTarget, lang: str) -> dict:
+        if is_reserved(target.address):
+            raise AddressReserved()
+        result, info = self._result(target.address, lang)
+        if result is None:
+            raise AddressNotFound()
+        return {
+            "query": target.text,
+            "kind": "ip",
+            "canonical_name": None,
+            "results": [result],
+            "addresses_withheld": 0,
+            "database": self._database(info),
+        }
+
+    def _domain_document(self, target: DomainTarget, lang: str) -> dict:
+        resolution = self.resolver.resolve_addresses(target.name)
+        public = []
+        for text in resolution.addresses:
+            address = ipaddress.ip_address(text)
+            if not is_reserved(address):
+                public.append(address)
+        withheld = len(resolution.addresses) - len(public)
+        if not public:
+            # Never reveal which internal addresses a name points to.
+            raise AddressReserved("The domain name resolves only to reserved (internal or special-purpose) addresses.")
+        results, info = [], None
+        for address in public:
+            result, info = self._result(address, lang)
+            if result is None:
+                result = {"ip": str(address), "error": AddressNotFound().to_dict()}
+            results.append(result)
+        return {
+            "query": target.display,
+            "kind": "domain",
+            "canonical_name": resolution.canonical_name,
+            "results": results,
+            "addresses_withheld": withheld,
+            "database": self._database(info),
+        }
+
+    def _result(self, address, lang: str):
+        record, network, info = self.city_db.get(address)
+        if record is None:
+            return None, info
+        result = document.shape_record(record, str(address), network, lang)
+        result["timezone"] = self._timezone(record)
+        return result, info
+
+    def _timezone(self, record: dict) -> dict:
+        location = record.get("location") or {}
+        confidence = document.timezone_confidence(record)
+        name = location.get("time_zone")
+        if name:
+            return document.timezone_block(name, "mmdb", confidence=confidence)
+        latitude, longitude = location.get("latitude"), location.get("longitude")
+        if latitude is None or longitude is None:
+            return document.timezone_block(None, None)
+        try:
+            match = self.timezones.zone_at(latitude, longitude)
+        except TimezoneBackendUnavailable:
+            return document.timezone_block(None, None, degraded=True)
+        if match is None:
+            return document.timezone_block(None, None)
+        return document.timezone_block(match.name, "tz_world", at_sea=match.at_sea, confidence=confidence)
+
+    def _database(self, info) -> dict | None:
+        if info is None:
+            return None
+        source = self.source_label or info.source
+        return {
+            "type": info.database_type,
+            "build_date": info.build_date,
+            "source": source,
+            "attribution": ATTRIBUTIONS.get(info.source),
+        }
+
+    def _batch_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(self.batch_concurrency, thread_name_prefix="batch")
+            return self._pool
+
+
+def _error_item(raw, error: GeoIPError) -> dict:
+    query = raw.strip() if isinstance(raw, str) and len(raw) <= MAX_TARGET_LENGTH else None
+    return {"query": query, "error": error.to_dict()}

@@ -1,0 +1,44 @@
+"""The collaborators one worker needs, built from the config; no Flask here."""
+from __future__ import annotations
+
+import time
+
+from .citydb import CityDatabase
+from .config import Config
+from .lookup import ATTRIBUTIONS, LookupService
+from .resolver import DnsResolver
+from .timezones import open_timezone_index
+
+
+class Services:
+    def __init__(self, config: Config):
+        self.config = config
+        self.city_db = CityDatabase(config.city_db_path, config.city_db_check_interval)
+        self.resolver = DnsResolver(config.dns_nameservers, config.dns_timeout, config.dns_cache_size)
+        self.timezones = open_timezone_index(config)
+        self.lookup = LookupService(self.city_db, self.resolver, self.timezones,
+                                    source_label=config.db_source_label,
+                                    batch_concurrency=config.batch_concurrency)
+
+    def readiness(self) -> dict:
+        """What /readyz and `cli.py status` report. "unavailable" only when no City DB is loaded."""
+        info = self.city_db.info
+        database = {"path": self.config.city_db_path, "loaded": info is not None, "error": self.city_db.last_error}
+        if info is not None:
+            database.update(
+                type=info.database_type,
+                build_date=info.build_date,
+                age_days=info.age_days(time.time()),
+                source=self.config.db_source_label or info.source,
+                ip_version=info.ip_version,
+                node_count=info.node_count,
+                attribution=ATTRIBUTIONS.get(info.source),
+            )
+        timezone = self.timezones.status()
+        if info is None:
+            status = "unavailable"
+        elif self.city_db.last_error or timezone.get("state") != "ok":
+            status = "degraded"
+        else:
+            status = "ready"
+        return {"status": status, "database": database, "timezone": timezone}

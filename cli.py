@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Easy GeoIP on the command line: look things up, check the service's data, keep it fresh."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from app.config import Config, ConfigError
+from app.errors import GeoIPError
+
+
+def _services():
+    from app.services import Services
+    try:
+        return Services(Config.from_env())
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli():
+    """Easy GeoIP: where is this IP address or domain?"""
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result documents as JSON.")
+@click.option("--lang", default="en", show_default=True, help="Language of place names.")
+def lookup(targets, as_json, lang):
+    """Look up IP addresses and domain names. Exit status 1 when any target fails."""
+    from app.document import preferred_language
+    services = _services()
+    lang = preferred_language(lang)
+    failed = False
+    documents = []
+    for target in targets:
+        try:
+            documents.append(services.lookup.lookup(target, lang))
+        except GeoIPError as error:
+            failed = True
+            documents.append({"query": target.strip(), "error": error.to_dict()})
+    if as_json:
+        click.echo(json.dumps(documents if len(documents) > 1 else documents[0], ensure_ascii=False, indent=2))
+    else:
+        click.echo(format_table(documents))
+    sys.exit(1 if failed else 0)
+
+
+def format_table(documents: list[dict]) -> str:
+    headers = ("QUERY", "IP", "CITY", "REGION", "COUNTRY", "LAT,LON", "TIME ZONE", "LOCAL TIME")
+    rows = []
+    for doc in documents:
+        if "error" in doc:
+            rows.append((doc["query"], "-", f"error: {doc['error']['code']}", "", "", "", "", ""))
+            continue
+        for result in doc["results"]:
+            if "error" in result:
+                rows.append((doc["query"], result["ip"], f"error: {result['error']['code']}", "", "", "", "", ""))
+                continue
+            location, tz = result["location"], result["timezone"]
+            coordinates = "" if location["latitude"] is None else f"{location['latitude']:.4f},{location['longitude']:.4f}"
+            zone = tz["name"] or ("unavailable" if tz["degraded"] else "")
+            if tz["source"]:
+                zone += f" ({tz['source']})"
+            rows.append((
+                doc["query"], result["ip"], result["city"]["name"] or "",
+                ", ".join(s["name"] or s["iso_code"] or "" for s in result["subdivisions"]),
+                result["country"]["name"] or result["country"]["iso_code"] or "",
+                coordinates, zone, (tz["local_time"] or "")[:19].replace("T", " "),
+            ))
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+                     for row in [headers, *rows])
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(as_json):
+    """The City database (path, type, build date, age) and the time-zone backend. Exit 1 when not ready."""
+    report = _services().readiness()
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        db, tz = report["database"], report["timezone"]
+        click.echo(f"status:       {report['status']}")
+        click.echo(f"database:     {db['path']}")
+        if db["loaded"]:
+            click.echo(f"  type:       {db['type']} ({db['source']}), ip version {db['ip_version']}")
+            click.echo(f"  build date: {db['build_date']} ({db['age_days']} days old)")
+        if db["error"]:
+            click.echo(f"  problem:    {db['error']}")
+        click.echo(f"time zones:   {tz.get('backend')} ({tz.get('state')})"
+                   + (f": {tz['detail']}" if tz.get("detail") else ""))
+    sys.exit(0 if report["status"] != "unavailable" else 1)
+
+
+# Commands that live in their own modules (one line each).
+# <register-commands>
+
+
+if __name__ == "__main__":
+    cli()

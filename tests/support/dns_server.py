@@ -1,0 +1,104 @@
+"""A real DNS server on 127.0.0.1 for the tests (dnslib, UDP and TCP, threaded).
+
+Zone data is a dict: name -> list of ("A"|"AAAA"|"CNAME", value, ttl). Unknown names get NXDOMAIN;
+names in `silent_names` (or every name while `silent` is set) get no answer at all.
+
+"""
+from __future__ import annotations
+
+import socket
+import threading
+
+from dnslib import AAAA, CNAME, QTYPE, RCODE, RR, A, DNSError, DNSLabel
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+RECORD_TYPES = {"A": (A, QTYPE.A), "AAAA": (AAAA, QTYPE.AAAA), "CNAME": (CNAME, QTYPE.CNAME)}
+
+STANDARD_ZONE = {
+    "london.test.example": [("A", "81.2.69.160", 300)],
+    "paris.test.example": [("A", "2.2.3.4", 300), ("AAAA", "2a02:d5c0::10", 300)],
+    "dual.test.example": [("A", "81.2.69.161", 60), ("AAAA", "2001:218::1", 60)],
+    "www.alias.test.example": [("CNAME", "cdn.alias.test.example", 60)],
+    "cdn.alias.test.example": [("CNAME", "edge.cdn.test.example", 60)],
+    "edge.cdn.test.example": [("A", "81.2.69.170", 60), ("AAAA", "2001:218::2", 60)],
+    "internal.test.example": [("A", "10.1.2.3", 60), ("AAAA", "fd00::1", 60)],
+    "mixed.test.example": [("A", "10.9.9.9", 60), ("A", "81.2.69.180", 60)],
+    "noaddr.test.example": [],
+    "unlocated.test.example": [("A", "8.8.8.8", 60)],
+    "xn--bcher-kva.example": [("A", "81.2.69.190", 60)],
+    "sea.test.example": [("A", "6.6.6.6", 60)],
+}
+
+
+def free_port(kind=socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ZoneResolver(BaseResolver):
+    def __init__(self, zone: dict, silent_names=()):
+        self.zone = {name.rstrip(".").lower(): records for name, records in zone.items()}
+        self.silent_names = {name.lower() for name in silent_names}
+        self.silent = False
+        self.queries: list[tuple[str, str]] = []
+
+    def resolve(self, request, handler):
+        qname = str(request.q.qname).rstrip(".").lower()
+        qtype = QTYPE[request.q.qtype]
+        self.queries.append((qname, qtype))
+        if self.silent or qname in self.silent_names:
+            raise DNSError("dropped on purpose")  # the handler sends nothing: the client times out
+        reply = request.reply()
+        name = qname
+        for _ in range(16):  # follow the CNAME chain like a recursive resolver would
+            records = self.zone.get(name)
+            if records is None:
+                if name == qname:
+                    reply.header.rcode = RCODE.NXDOMAIN
+                return reply
+            cname = [r for r in records if r[0] == "CNAME"]
+            if cname and qtype != "CNAME":
+                _, target, ttl = cname[0]
+                reply.add_answer(RR(DNSLabel(name), QTYPE.CNAME, rdata=CNAME(target), ttl=ttl))
+                name = target.rstrip(".").lower()
+                continue
+            for rtype, value, ttl in records:
+                if rtype == qtype:
+                    cls, code = RECORD_TYPES[rtype]
+                    reply.add_answer(RR(DNSLabel(name), code, rdata=cls(value), ttl=ttl))
+            return reply
+        return reply
+
+
+class LocalDnsServer:
+    """Start with `with LocalDnsServer(zone) as dns:`; `dns.port`, `dns.nameserver` ("127.0.0.1:PORT")."""
+
+    def __init__(self, zone: dict | None = None, silent_names=()):
+        self.resolver = ZoneResolver(STANDARD_ZONE if zone is None else zone, silent_names)
+        self.port = free_port()
+        logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
+        self._servers = [
+            DNSServer(self.resolver, address="127.0.0.1", port=self.port, logger=logger),
+            DNSServer(self.resolver, address="127.0.0.1", port=self.port, tcp=True, logger=logger),
+        ]
+
+    @property
+    def nameserver(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        for server in self._servers:
+            server.start_thread()
+        return self
+
+    def stop(self):
+        for server in self._servers:
+            server.server.shutdown()
+            server.server.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
