@@ -1,6 +1,8 @@
 """The JSON API: /api/v1/lookup, /healthz, /readyz, the OpenAPI document and the legacy /<target>."""
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, current_app, redirect, request, url_for
 
 from ..document import preferred_language
@@ -39,7 +41,10 @@ def lookup_target(target):
 
 @api.post("/api/v1/lookup")
 def lookup_batch():
-    payload = request.get_json(silent=True, force=True)
+    try:
+        payload = json.loads(request.get_data(cache=False))
+    except (ValueError, RecursionError):  # invalid JSON or UTF-8, or nesting past the parser's depth
+        payload = None
     if not isinstance(payload, dict) or not isinstance(payload.get("targets"), list):
         raise BadRequest('The body must be a JSON object like {"targets": ["8.8.8.8", "example.com"]}.')
     targets = payload["targets"]

@@ -1,0 +1,102 @@
+"""The City file replaced by a rename: every worker switches by itself, no request fails."""
+import ipaddress
+import os
+import shutil
+import threading
+import time
+
+from app.citydb import CityDatabase
+from tests.support.city_fixtures import place, write_city_db
+
+ADDRESS = ipaddress.ip_address("81.2.69.160")
+
+
+def generation_db(path, n):
+    return write_city_db(path, {"81.2.69.0/24": place(f"Gen{n}", n + 1, lat=51.5, lon=-0.1, radius=10,
+                                                      time_zone="Europe/London")})
+
+
+def city_name(db):
+    record, _, _ = db.get(ADDRESS)
+    return record["city"]["names"]["en"]
+
+
+def test_rename_is_picked_up_within_a_second(tmp_path):
+    path = tmp_path / "city.mmdb"
+    generation_db(path, 0)
+    db = CityDatabase(str(path), check_interval=0.5)
+    assert city_name(db) == "Gen0"
+    generation_db(path, 1)
+    started = time.monotonic()
+    while city_name(db) != "Gen1":
+        assert time.monotonic() - started < 1.0
+        time.sleep(0.01)
+
+
+def test_ten_swaps_under_concurrent_lookups(tmp_path):
+    path = tmp_path / "city.mmdb"
+    generation_db(path, 0)
+    db = CityDatabase(str(path), check_interval=0.05)
+    failures, seen, stop = [], set(), threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                name = city_name(db)
+                if not (name.startswith("Gen") and name[3:].isdigit()):
+                    failures.append(f"garbled: {name!r}")
+                seen.add(name)
+            except Exception as exc:  # any failure at all is a test failure
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for n in range(1, 11):
+            generation_db(path, n)
+            time.sleep(0.15)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    assert db.reloads == 11 and city_name(db) == "Gen10"
+    assert {"Gen0", "Gen10"} <= seen and len(seen) >= 6
+
+
+def test_garbage_or_deleted_file_keeps_the_last_good_map(tmp_path, maxmind_testdata):
+    path = tmp_path / "city.mmdb"
+    generation_db(path, 0)
+    db = CityDatabase(str(path), check_interval=0.01)
+    assert city_name(db) == "Gen0"
+
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(os.urandom(4096))
+    os.replace(garbage, path)
+    time.sleep(0.02)
+    assert city_name(db) == "Gen0" and "could not be opened" in db.last_error
+
+    shutil.copy(maxmind_testdata / "GeoLite2-ASN-Test.mmdb", tmp_path / "asn")
+    os.replace(tmp_path / "asn", path)
+    time.sleep(0.02)
+    assert city_name(db) == "Gen0" and "not a City database" in db.last_error
+
+    path.unlink()
+    time.sleep(0.02)
+    assert city_name(db) == "Gen0" and "missing" in db.last_error
+
+    generation_db(path, 5)
+    time.sleep(0.02)
+    assert city_name(db) == "Gen5" and db.last_error is None
+
+
+def test_readyz_reports_a_broken_replacement(make_app, city_db):
+    client = make_app().test_client()
+    assert client.get("/readyz").get_json()["status"] == "ready"
+    (city_db.parent / "junk").write_bytes(b"\0" * 100)
+    os.replace(city_db.parent / "junk", city_db)
+    time.sleep(0.1)
+    report = client.get("/readyz").get_json()
+    assert report["status"] == "degraded" and "could not be opened" in report["database"]["error"]
+    assert client.get("/api/v1/lookup/81.2.69.160").status_code == 200
