@@ -91,6 +91,9 @@ def status(as_json):
             click.echo(f"  build date: {db['build_date']} ({db['age_days']} days old)")
         if db["error"]:
             click.echo(f"  problem:    {db['error']}")
+        from app.updater.status import status_lines
+        for line in status_lines(db["path"]):
+            click.echo(f"updates:      {line}")
         click.echo(f"time zones:   {tz.get('backend')} ({tz.get('state')})"
                    + (f": {tz['detail']}" if tz.get("detail") else ""))
     sys.exit(0 if report["status"] != "unavailable" else 1)
@@ -98,6 +101,8 @@ def status(as_json):
 
 # Commands that live in their own modules (one line each).
 # <register-commands>
+from app.commands.update_db import update_db  # noqa: E402
+cli.add_command(update_db)
 
 
 if __name__ == "__main__":

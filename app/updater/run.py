@@ -1,0 +1,228 @@
+"""One update or rollback of the City database, start to finish, under the lock.
+
+fetch (with retries) -> unpack -> verify -> install; any failure removes the temporaries and leaves
+the live file as it was. The outcome, and its exit status, is returned, never raised.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+from ..config import UpdateConfig
+from .errors import ExitCode, InvalidDatabase, LockHeld, NothingToRollBack, NotNewer, UpdateError
+from .http import HttpClient
+from .install import install, previous_path, remove_quietly, remove_stale_staging, rollback, staging_file
+from .lock import UpdateLock
+from .progress import Progress
+from .retry import with_retries
+from .sources import AlreadyCurrent, FetchContext, Source, default_source_name, fallback_names, source_named
+from .state import UpdateState
+from .unpack import unpack
+from .verify import DatabaseFacts, check_replaces, read_facts
+
+log = logging.getLogger("app.updater")
+
+
+@dataclass(frozen=True)
+class UpdateOptions:
+    source: str | None = None         # None: maxmind with credentials, else dbip (+ fallbacks on an empty volume)
+    force: bool = False               # install even when older than the live file
+    retry_for: float | None = None    # None: UpdateConfig.retry_for
+    if_older_than: float | None = None
+    first_retry_wait: float = 2.0
+
+
+@dataclass
+class UpdateResult:
+    outcome: str                      # updated | current | skipped | failed | rolled_back
+    exit_code: int
+    message: str
+    source: str | None = None
+    detail: str | None = None
+    fallback: bool = False
+    old_build_date: str | None = None
+    new_build_date: str | None = None
+    md5: str | None = None
+    bytes: int | None = None
+    seconds: float = 0.0
+    error: str | None = None          # stable code of the failure (UpdateError.code)
+    failures: list = field(default_factory=list)  # [{"source", "error", "message"}] of sources that failed
+    # For the state file only, not the summary:
+    validators: dict = field(default_factory=dict, repr=False)
+    build_epoch: int | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        summary = asdict(self)
+        del summary["validators"], summary["build_epoch"]
+        return summary
+
+
+def run_update(config: UpdateConfig, options: UpdateOptions = UpdateOptions(), progress: Progress | None = None) -> UpdateResult:
+    began = time.monotonic()
+    live = config.city_db_path
+    os.makedirs(os.path.dirname(os.path.abspath(live)), exist_ok=True)
+    try:
+        with UpdateLock(live):
+            result = _update_locked(config, options, progress)
+    except LockHeld as exc:
+        result = UpdateResult("failed", exc.exit_code, str(exc), error=exc.code)
+    result.seconds = round(time.monotonic() - began, 3)
+    return result
+
+
+def run_rollback(config: UpdateConfig) -> UpdateResult:
+    live = config.city_db_path
+    try:
+        with UpdateLock(live):
+            previous = previous_path(live)
+            if not os.path.exists(previous):
+                raise NothingToRollBack(f"there is no previous database ({previous}) to roll back to")
+            try:
+                previous_facts = read_facts(previous)
+            except InvalidDatabase as exc:
+                raise InvalidDatabase(f"the previous database is not usable ({exc}); not rolling back") from None
+            live_facts = _live_facts(live)
+            rollback(live)
+            state = _swap_origins(UpdateState.load(live))
+            state.save(live)
+            return UpdateResult("rolled_back", ExitCode.UPDATED, f"rolled back {live} to the previous database",
+                                source=state.source, detail=state.source_detail, md5=previous_facts.md5,
+                                old_build_date=_date(live_facts.build_epoch) if live_facts else None,
+                                new_build_date=_date(previous_facts.build_epoch))
+    except UpdateError as exc:
+        return UpdateResult("failed", exc.exit_code, str(exc), error=exc.code)
+
+
+def _swap_origins(state: UpdateState) -> UpdateState:
+    current = state.origin()
+    state.set_origin(state.previous or {})
+    state.previous = current
+    return state
+
+
+def _update_locked(config: UpdateConfig, options: UpdateOptions, progress: Progress | None) -> UpdateResult:
+    live = config.city_db_path
+    for stale in remove_stale_staging(live):
+        log.info("removed %s left by an interrupted update", stale)
+    state = UpdateState.load(live)
+    live_facts = _live_facts(live)
+    now = time.time()
+    if options.if_older_than is not None and live_facts and state.last_success and now - state.last_success < options.if_older_than:
+        hours = (now - state.last_success) / 3600
+        return UpdateResult("skipped", ExitCode.ALREADY_CURRENT,
+                            f"the last successful check was {hours:.1f} h ago, within --if-older-than; nothing to do",
+                            source=state.source, detail=state.source_detail, md5=live_facts.md5,
+                            old_build_date=_date(live_facts.build_epoch), new_build_date=_date(live_facts.build_epoch))
+
+    primary = options.source or default_source_name(config)
+    names = [primary] + (fallback_names(primary) if options.source is None and live_facts is None else [])
+    retry_for = config.retry_for if options.retry_for is None else options.retry_for
+    http = HttpClient(timeout=config.http_timeout, max_bytes=config.max_db_bytes)
+    failures: list[tuple[str, UpdateError]] = []
+    try:
+        for index, name in enumerate(names):
+            try:
+                source = source_named(name, config)
+                result = _update_from(source, config, options, state, live_facts, http, progress, retry_for)
+            except UpdateError as exc:
+                failures.append((name, exc))
+                if index + 1 < len(names):
+                    log.warning("%s failed: %s; there is no database yet, trying %s", name, exc, names[index + 1])
+                continue
+            result.fallback = index > 0
+            result.failures = [_failure(n, e) for n, e in failures]
+            if result.fallback:
+                result.message += f" (fallback: {', '.join(n for n, _ in failures)} failed)"
+            _record(state, result, live_facts)
+            state.save(live)
+            return result
+    finally:
+        http.close()
+
+    first_name, first_error = failures[0]
+    message = "; ".join(f"{n}: {e}" for n, e in failures) + f"; {live} was left as it was"
+    state.last_check, state.last_outcome, state.last_error = time.time(), "failed", message
+    state.save(live)
+    return UpdateResult("failed", first_error.exit_code, message, source=first_name, error=first_error.code,
+                        old_build_date=_date(live_facts.build_epoch) if live_facts else None,
+                        failures=[_failure(n, e) for n, e in failures])
+
+
+def _update_from(source: Source, config: UpdateConfig, options: UpdateOptions, state: UpdateState,
+                 live_facts: DatabaseFacts | None, http: HttpClient, progress: Progress | None,
+                 retry_for: float) -> UpdateResult:
+    live = config.city_db_path
+    context = FetchContext(http=http, new_staging_file=lambda purpose: staging_file(live, purpose),
+                           progress=progress, live_md5=live_facts.md5 if live_facts else None,
+                           live_validators=state.validators if live_facts and state.md5 == live_facts.md5 else {})
+    fetched = with_retries(lambda: source.fetch(context), retry_for, options.first_retry_wait)
+    old_build = _date(live_facts.build_epoch) if live_facts else None
+    if isinstance(fetched, AlreadyCurrent):
+        return UpdateResult("current", ExitCode.ALREADY_CURRENT, f"{live} is already the latest from {source.name}",
+                            source=source.name, detail=fetched.detail, md5=live_facts.md5,
+                            old_build_date=old_build, new_build_date=old_build)
+
+    candidate = staging_file(live, "candidate")
+    try:
+        try:
+            unpacked = unpack(fetched.raw_path, candidate, config.max_db_bytes)
+        finally:
+            if fetched.owned:
+                remove_quietly(fetched.raw_path)
+        facts = read_facts(candidate, unpacked.md5)
+        base = dict(source=source.name, detail=fetched.detail, md5=facts.md5, bytes=facts.size,
+                    old_build_date=old_build, new_build_date=_date(facts.build_epoch))
+        if live_facts and facts.md5 == live_facts.md5:
+            return UpdateResult("current", ExitCode.ALREADY_CURRENT, f"{live} is already the latest from {source.name}",
+                                validators=fetched.validators, **base)
+        try:
+            check_replaces(facts, live_facts, fetched.expected_md5, options.force)
+        except NotNewer as exc:
+            base["new_build_date"] = old_build
+            return UpdateResult("current", exc.exit_code, str(exc), **base)
+        install(candidate, live)
+    except BaseException:
+        remove_quietly(candidate)
+        raise
+    log.info("installed %s: %s from %s (%s), built %s", live, facts.database_type, source.name, fetched.detail,
+             _date(facts.build_epoch))
+    return UpdateResult("updated", ExitCode.UPDATED,
+                        f"installed {facts.database_type} built {_date(facts.build_epoch)} from {source.name} at {live}",
+                        validators=fetched.validators, build_epoch=facts.build_epoch, **base)
+
+
+def _record(state: UpdateState, result: UpdateResult, live_facts: DatabaseFacts | None) -> None:
+    now = time.time()
+    state.last_check = state.last_success = now
+    state.last_outcome, state.last_error = result.outcome, None
+    validators = result.validators
+    if result.outcome == "updated":
+        state.previous = state.origin() if live_facts else {}
+        state.set_origin({"source": result.source, "source_detail": result.detail, "fallback": result.fallback,
+                          "md5": result.md5, "build_epoch": result.build_epoch, "installed_at": now,
+                          "validators": validators or {}})
+    elif live_facts is not None:
+        if state.md5 != live_facts.md5:  # placed by hand or by an older version: learn what it is
+            state.set_origin({"md5": live_facts.md5, "build_epoch": live_facts.build_epoch})
+        if validators:
+            state.validators = validators
+
+
+def _live_facts(live: str) -> DatabaseFacts | None:
+    if not os.path.exists(live):
+        return None
+    try:
+        return read_facts(live)
+    except (InvalidDatabase, OSError) as exc:
+        log.warning("the live database %s is not usable (%s); any valid City database will replace it", live, exc)
+        return None
+
+
+def _failure(name: str, exc: UpdateError) -> dict:
+    return {"source": name, "error": exc.code, "message": str(exc)}
+
+
+def _date(epoch: int | None) -> str | None:
+    return time.strftime("%Y-%m-%d", time.gmtime(epoch)) if epoch else None

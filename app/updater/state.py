@@ -1,0 +1,70 @@
+"""What the updater remembers beside the database: last check, last success, where the file came from.
+
+Read by `--if-older-than`, the conditional GETs and `cli.py status`. Written atomically; a missing
+or unreadable state file just means "never checked".
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass
+class UpdateState:
+    last_check: float | None = None          # when the last attempt finished, whatever its outcome
+    last_outcome: str | None = None          # updated | current | failed
+    last_error: str | None = None
+    last_success: float | None = None        # last check that ended updated or current
+    source: str | None = None                # source of the live file: maxmind | dbip | url | file | snapshot
+    source_detail: str | None = None         # edition, URL (without credentials) or path
+    fallback: bool = False                   # the live file came from a fallback source
+    md5: str | None = None
+    build_epoch: int | None = None
+    installed_at: float | None = None
+    validators: dict = field(default_factory=dict)  # {"url", "etag", "last_modified"} of the live file
+    previous: dict = field(default_factory=dict)    # the ORIGIN_FIELDS of the file kept as .previous
+
+    ORIGIN_FIELDS = ("source", "source_detail", "fallback", "md5", "build_epoch", "installed_at", "validators")
+
+    def origin(self) -> dict:
+        return {name: getattr(self, name) for name in self.ORIGIN_FIELDS}
+
+    def set_origin(self, origin: dict) -> None:
+        for name in self.ORIGIN_FIELDS:
+            setattr(self, name, origin.get(name, type(self)().__getattribute__(name)))
+
+    @staticmethod
+    def path_for(live_path: str) -> str:
+        return live_path + ".state.json"
+
+    @classmethod
+    def load(cls, live_path: str) -> "UpdateState":
+        try:
+            with open(cls.path_for(live_path), encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError):
+            return cls()
+        if not isinstance(data, dict):
+            return cls()
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+    def save(self, live_path: str) -> None:
+        target = self.path_for(live_path)
+        directory = os.path.dirname(os.path.abspath(target))
+        handle, temporary = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(asdict(self), out, indent=2, sort_keys=True)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, target)
+        except BaseException:
+            try:
+                os.unlink(temporary)
+            except FileNotFoundError:
+                pass
+            raise
