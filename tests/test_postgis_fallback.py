@@ -32,7 +32,8 @@ def test_outage_degrades_then_recovers_by_itself(make_app, tz_world_outage):
     assert zone(client, "2.2.3.4")["name"] == "Europe/Paris"
 
     tz_world_outage.stop()
-    tz = zone(client, "2.2.3.4")
+    # Saint-Denis has coordinates no lookup asked for yet: a cached zone would hide the outage.
+    tz = zone(client, "2.3.0.1")
     assert tz["degraded"] is True and tz["name"] is None and tz["source"] is None
     assert zone(client, "81.2.69.160")["name"] == "Europe/London"  # the file's own zone needs no PostGIS
     report = client.get("/readyz")
@@ -41,7 +42,7 @@ def test_outage_degrades_then_recovers_by_itself(make_app, tz_world_outage):
 
     tz_world_outage.start()
     deadline = time.monotonic() + 10
-    while zone(client, "2.2.3.4")["name"] != "Europe/Paris":
+    while zone(client, "2.3.0.1")["name"] != "Europe/Paris":
         assert time.monotonic() < deadline, "no recovery after PostGIS came back"
         time.sleep(0.1)
     assert client.get("/readyz").get_json()["status"] == "ready"

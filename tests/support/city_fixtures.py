@@ -54,6 +54,9 @@ STANDARD_RECORDS = {
     # City record without a time zone: the fallback must find Europe/Paris.
     "2.2.0.0/16": place("Paris", 2988507, ("IDF", "Île-de-France"), ("FR", "France"), lat=48.8566, lon=2.3522,
                         radius=20, eu=True),
+    # A second record without a time zone, at other coordinates (outage tests must miss the cache).
+    "2.3.0.0/16": place("Saint-Denis", 2980916, ("IDF", "Île-de-France"), ("FR", "France"), lat=48.9362,
+                        lon=2.3574, radius=20, eu=True),
     # IPv6 city record without a time zone: Madrid.
     "2a02:d5c0::/29": place("Madrid", 3117735, ("MD", "Madrid"), ("ES", "Spain"), lat=40.4168, lon=-3.7038,
                             radius=50, eu=True),
