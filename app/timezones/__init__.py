@@ -1,1 +1,30 @@
 """Time-zone indexes: which IANA zone contains a point, from the tz_world polygons."""
+from __future__ import annotations
+
+from app.timezones.base import TimezoneIndex, ZoneMatch, is_ocean_zone
+from app.timezones.cache import CachedTimezoneIndex
+
+COORDINATE_CACHE_SIZE = 4096
+
+__all__ = ["TimezoneIndex", "ZoneMatch", "is_ocean_zone", "open_timezone_index"]
+
+
+def open_timezone_index(config) -> TimezoneIndex:
+    """PostGIS when TZ_DATABASE_URL is set, else the embedded index; behind a per-worker cache.
+
+    Nothing connects here: the PostGIS pool is made on the first lookup, i.e. after uWSGI forks.
+    """
+    if config.tz_database_url:
+        from app.timezones.postgis import PostgisTimezoneIndex
+
+        inner = PostgisTimezoneIndex(
+            config.tz_database_url,
+            statement_timeout_ms=config.tz_statement_timeout_ms,
+            pool_size=config.tz_pool_size,
+            retry_after=config.tz_retry_after,
+        )
+    else:
+        from app.timezones.embedded import EmbeddedTimezoneIndex
+
+        inner = EmbeddedTimezoneIndex()
+    return CachedTimezoneIndex(inner, size=COORDINATE_CACHE_SIZE)

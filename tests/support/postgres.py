@@ -39,7 +39,8 @@ TEST_ZONES = (
     "Europe/Amsterdam", "Europe/Berlin", "Europe/Kaliningrad",
     "Asia/Shanghai", "Asia/Urumqi", "Asia/Tokyo",
     "America/Los_Angeles", "America/New_York", "America/Phoenix", "America/Denver",
-    "Etc/GMT", "Etc/GMT-1", "Etc/GMT-9", "Etc/GMT+5", "Etc/GMT+8",
+    "Europe/Zurich", "America/Chicago",
+    "Etc/GMT", "Etc/GMT-1", "Etc/GMT-9", "Etc/GMT+2", "Etc/GMT+5", "Etc/GMT+8",
 )
 
 

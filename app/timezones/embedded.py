@@ -1,0 +1,101 @@
+"""In-process time-zone index over the packaged boundaries (timezonefinder), for when there is no PostGIS.
+
+Same polygons and same overlap rule as the PostGIS index (see `overlap.py`), so both answer alike.
+timezonefinder's own `timezone_at` picks among overlapping zones by its internal candidate order,
+which changes between data builds; to apply our rule we walk the candidates of the point's
+shortcut cell ourselves, in rule order, with timezonefinder's own point-in-polygon test.
+Cells covered by one zone (most of the world) are answered from the shortcut table alone.
+"""
+from __future__ import annotations
+
+import math
+import threading
+
+from app.timezones.base import ZoneMatch, is_ocean_zone
+from app.timezones.overlap import precedence
+from app.timezones.packaged_data import ATTRIBUTION, packaged_release
+
+
+class EmbeddedTimezoneIndex:
+    backend = "embedded"
+
+    def __init__(self, data_dir: str | None = None):
+        from h3.api import numpy_int as h3
+        from timezonefinder import TimezoneFinder
+        from timezonefinder.configs import SHORTCUT_H3_RES
+        from timezonefinder.shortcut_index import ABSENT
+        from timezonefinder.utils import coord2int
+
+        self._finder_class = TimezoneFinder
+        self._data_dir = data_dir
+        self._cell_of = h3.latlng_to_cell
+        self._resolution = SHORTCUT_H3_RES
+        self._absent = ABSENT
+        self._coord2int = coord2int
+        # timezonefinder instances must not be shared between threads (its docs say so)
+        self._local = threading.local()
+        self._candidate_groups: dict[int, tuple[tuple[int, tuple[int, ...]], ...]] = {}
+        finder = self._finder()
+        self._names = list(finder.timezone_names)
+        self.release = packaged_release(finder)
+
+    def _finder(self):
+        finder = getattr(self._local, "finder", None)
+        if finder is None:
+            finder = self._finder_class(bin_file_location=self._data_dir, in_memory=False)
+            self._local.finder = finder
+        return finder
+
+    def zone_at(self, latitude: float, longitude: float) -> ZoneMatch | None:
+        if not (math.isfinite(latitude) and math.isfinite(longitude)):
+            return None
+        if not (-90.0 <= latitude <= 90.0 and -180.0 <= longitude <= 180.0):
+            return None
+        zone_id = self._zone_id_at(self._finder(), latitude, longitude)
+        if zone_id is None:
+            return None
+        name = self._names[zone_id]
+        return ZoneMatch(name, is_ocean_zone(name))
+
+    def _zone_id_at(self, finder, latitude: float, longitude: float) -> int | None:
+        entry = finder.shortcuts.entry_of(self._cell_of(latitude, longitude, self._resolution))
+        if entry >= 0:  # the whole cell lies in one zone
+            return entry
+        if entry == self._absent:
+            return None
+        groups = self._groups(finder, entry)
+        x, y = self._coord2int(longitude), self._coord2int(latitude)
+        for zone_id, boundaries in groups[:-1]:
+            for boundary_id in boundaries:
+                if finder.inside_of_polygon(boundary_id, x, y):
+                    return zone_id
+        # The cell's candidates cover it completely (ocean zones fill every gap), so when no
+        # earlier zone holds the point the last one does; timezonefinder relies on the same fact.
+        return groups[-1][0]
+
+    def _groups(self, finder, entry: int):
+        """The cell's candidate polygons grouped by zone, zones in overlap-rule order (cached per cell)."""
+        groups = self._candidate_groups.get(entry)
+        if groups is None:
+            by_zone: dict[int, list[int]] = {}
+            for boundary_id in finder.shortcuts.candidates_of(entry).tolist():
+                by_zone.setdefault(int(finder.zone_ids[boundary_id]), []).append(boundary_id)
+            ordered = sorted(by_zone, key=lambda zone_id: precedence(self._names[zone_id]))
+            groups = tuple((zone_id, tuple(by_zone[zone_id])) for zone_id in ordered)
+            self._candidate_groups[entry] = groups  # racing threads compute the same value
+        return groups
+
+    def status(self) -> dict:
+        return {
+            "backend": self.backend,
+            "state": "ok",
+            "detail": f"in-process index (timezonefinder {self.release.finder_version})",
+            "data_release": self.release.label(),
+            "attribution": ATTRIBUTION,
+        }
+
+    def close(self) -> None:
+        finder = getattr(self._local, "finder", None)
+        if finder is not None:
+            finder.cleanup()
+            self._local.finder = None

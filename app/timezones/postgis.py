@@ -1,0 +1,182 @@
+"""Time-zone index backed by the tz_world tables in PostGIS (see loader.py), through a psycopg2 pool.
+
+- The pool is made on first use, so under uWSGI it is made in each worker after the fork, never in
+  the master; a pool inherited across a fork is abandoned (not closed: closing would end the
+  parent's sessions) and a new one is made.
+- Each connection prepares the lookup once (`PREPARE`), with `plan_cache_mode = force_generic_plan`
+  (PostgreSQL would otherwise re-plan it on every call on the subdivided table) and `jit = off`, and
+  runs in autocommit so that no idle transaction ever holds a lock that would block a table swap.
+- Any failure (refused, reset, statement timeout) raises TimezoneBackendUnavailable and makes the
+  index "down" for `retry_after` seconds, during which it answers unavailable at once: a dead or
+  slow PostGIS costs the lookups nothing. The first call after that window tries again, so recovery
+  needs no restart.
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
+import psycopg2.pool
+
+from app.errors import TimezoneBackendUnavailable
+from app.timezones.base import ZoneMatch, is_ocean_zone
+from app.timezones.overlap import SQL_ORDER
+from app.timezones.packaged_data import ATTRIBUTION
+
+LOOKUP_TABLE = "tz_world_lookup"
+# ST_Covers, not ST_Contains: a point on a cut line between two pieces of one zone is in neither's
+# interior. The point is built from float8 parameters, never from text.
+_PREPARE = (
+    "PREPARE easy_geoip_zone_at(float8, float8) AS "
+    f"SELECT tzid FROM {LOOKUP_TABLE} "
+    "WHERE ST_Covers(geom, ST_SetSRID(ST_MakePoint($2, $1), 4326)) "
+    f"ORDER BY {SQL_ORDER} LIMIT 1"
+)
+_EXECUTE = "EXECUTE easy_geoip_zone_at(%s, %s)"
+_RELEASE_QUERY = "SELECT data_release, package_version, zones, loaded_at FROM tz_world_release LIMIT 1"
+# libpq's floor: connect_timeout=1 is read as 2 s in PostgreSQL 15's libpq.
+CONNECT_TIMEOUT_S = 1
+
+
+class _Connection(psycopg2.extensions.connection):
+    """A connection that remembers whether the lookup statement is prepared on it."""
+
+    prepared = False
+
+
+class PostgisTimezoneIndex:
+    backend = "postgis"
+
+    def __init__(self, dsn: str, statement_timeout_ms: int = 200, pool_size: int = 4, retry_after: float = 1.0):
+        self._dsn = dsn
+        self._statement_timeout_ms = int(statement_timeout_ms)
+        self._pool_size = int(pool_size)
+        self._retry_after = float(retry_after)
+        self._lock = threading.Lock()
+        self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
+        self._pool_pid: int | None = None
+        # More threads than connections wait for one, but never longer than a query may take.
+        self._slots = threading.BoundedSemaphore(self._pool_size)
+        self._down_until = 0.0
+        self._last_error: str | None = None
+
+    # -- pool --------------------------------------------------------------------------------
+
+    def _get_pool(self) -> psycopg2.pool.ThreadedConnectionPool:
+        with self._lock:
+            if self._pool is None or self._pool_pid != os.getpid():
+                self._pool = psycopg2.pool.ThreadedConnectionPool(
+                    0, self._pool_size, self._dsn,
+                    connection_factory=_Connection,
+                    connect_timeout=CONNECT_TIMEOUT_S,
+                    application_name="easy-geoip",
+                    options=(f"-c statement_timeout={self._statement_timeout_ms} -c jit=off "
+                             "-c plan_cache_mode=force_generic_plan"),
+                )
+                self._pool_pid = os.getpid()
+            return self._pool
+
+    def _is_down(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def _mark_down(self, reason: str) -> None:
+        self._down_until = time.monotonic() + self._retry_after
+        self._last_error = reason
+
+    def _run(self, query: str, params: tuple = ()):
+        """One row of `query` on a pooled connection; TimezoneBackendUnavailable on any failure."""
+        if self._is_down():
+            raise TimezoneBackendUnavailable(self._last_error or "PostGIS is unavailable")
+        if not self._slots.acquire(timeout=self._statement_timeout_ms / 1000):
+            raise TimezoneBackendUnavailable("all PostGIS connections are busy")
+        try:
+            return self._run_on_pool(query, params)
+        finally:
+            self._slots.release()
+
+    def _run_on_pool(self, query: str, params: tuple):
+        pool = self._get_pool()
+        # A pooled connection may have died with a server restart; one fresh retry tells a stale
+        # socket apart from a server that is really gone.
+        for attempt in (1, 2):
+            connection, reused = None, False
+            try:
+                connection = pool.getconn()
+                reused = connection.prepared
+                return self._query(connection, query, params)
+            except psycopg2.extensions.QueryCanceledError:
+                # statement timeout: the session itself is fine, the backend is just slow
+                self._mark_down("PostGIS did not answer within the statement timeout")
+                raise TimezoneBackendUnavailable(self._last_error) from None
+            except (psycopg2.Error, psycopg2.pool.PoolError) as exc:
+                if connection is not None:
+                    pool.putconn(connection, close=True)
+                    connection = None
+                if isinstance(exc, psycopg2.errors.UndefinedTable):
+                    self._mark_down("tz_world is not loaded in this database (run `cli.py load-tz-world`)")
+                    raise TimezoneBackendUnavailable(self._last_error) from None
+                if attempt == 1 and reused and not isinstance(exc, psycopg2.pool.PoolError):
+                    continue
+                self._mark_down(f"PostGIS unavailable: {_first_line(exc)}")
+                raise TimezoneBackendUnavailable(self._last_error) from None
+            finally:
+                if connection is not None:
+                    pool.putconn(connection)
+
+    @staticmethod
+    def _query(connection: _Connection, query: str, params: tuple):
+        if not connection.prepared:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(_PREPARE)
+            connection.prepared = True
+        with connection.cursor() as cursor:
+            cursor.execute(query, params)
+            return cursor.fetchone()
+
+    # -- the index contract ------------------------------------------------------------------
+
+    def zone_at(self, latitude: float, longitude: float) -> ZoneMatch | None:
+        if not (math.isfinite(latitude) and math.isfinite(longitude)):
+            return None
+        if not (-90.0 <= latitude <= 90.0 and -180.0 <= longitude <= 180.0):
+            return None
+        row = self._run(_EXECUTE, (float(latitude), float(longitude)))
+        if row is None:
+            return None
+        return ZoneMatch(row[0], is_ocean_zone(row[0]))
+
+    def status(self) -> dict:
+        result = {"backend": self.backend, "state": "unavailable", "detail": None,
+                  "data_release": None, "attribution": ATTRIBUTION}
+        try:
+            row = self._run(_RELEASE_QUERY)
+        except TimezoneBackendUnavailable as exc:
+            result["detail"] = str(exc)
+            return result
+        if row is None:
+            result["detail"] = "tz_world is empty: run `cli.py load-tz-world`"
+            return result
+        release, package_version, zones, loaded_at = row
+        result.update(
+            state="ok",
+            detail=f"PostGIS tz_world, {zones} zones, loaded {loaded_at:%Y-%m-%d %H:%M %Z}".strip(),
+            data_release=f"{release} (timezonefinder-data {package_version})",
+        )
+        return result
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None and self._pool_pid == os.getpid():
+                self._pool.closeall()
+            self._pool = None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
