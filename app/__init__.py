@@ -5,6 +5,7 @@ import logging
 
 from flask import Flask, current_app, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import PathConverter
 
 from .config import Config
 from .errors import (BadRequest, GeoIPError, MethodNotAllowed, NotFound, PayloadTooLarge)
@@ -24,6 +25,7 @@ def create_app(config: Config | None = None, services=None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False
     app.extensions["geoip"] = services or Services(config)
+    app.url_map.converters["target"] = TargetConverter
 
     from .http.api import api
     from .http.geoip_compat import geoip_compat
@@ -35,6 +37,13 @@ def create_app(config: Config | None = None, services=None) -> Flask:
     app.register_error_handler(Exception, _handle_error)
     app.after_request(_security_headers)
     return app
+
+
+class TargetConverter(PathConverter):
+    """Anything after the prefix, slashes and control characters included, so that every odd
+    input reaches the target parser and gets INVALID_TARGET rather than a routing 404."""
+    regex = r"[\s\S]+"
+    part_isolating = False
 
 
 def _register_page(app: Flask) -> None:

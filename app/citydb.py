@@ -145,5 +145,11 @@ class CityDatabase:
         except (maxminddb.InvalidDatabaseError, ValueError):
             self.last_error = "City database file is damaged: a lookup could not be decoded"
             raise DatabaseUnavailable("The City database could not answer for this address.") from None
-        network = ipaddress.ip_network((address, prefix_len), strict=False)
-        return record, str(network), loaded.info
+        return record, network_text(address, prefix_len), loaded.info
+
+
+def network_text(address, prefix_len: int) -> str:
+    """"a.b.c.0/24" for an address and its prefix length, without building a network object."""
+    bits = address.max_prefixlen
+    network = int(address) & (((1 << bits) - 1) ^ ((1 << (bits - prefix_len)) - 1))
+    return f"{type(address)(network)}/{prefix_len}"

@@ -5,6 +5,7 @@ Nothing here invents data: a field the record lacks is null (the original app sa
 from __future__ import annotations
 
 import datetime as dt
+import time
 import zoneinfo
 from functools import lru_cache
 
@@ -73,14 +74,26 @@ def _zone(name: str) -> zoneinfo.ZoneInfo | None:
         return None
 
 
+_clock: dict[str, tuple[int, str, str]] = {}
+
+
+def local_clock(name: str, now: float | None = None) -> tuple[str | None, str | None]:
+    """(utc_offset, local_time) in a zone, now. Computed once per zone and second: records share zones."""
+    second = int(time.time() if now is None else now)
+    cached = _clock.get(name)
+    if cached is not None and cached[0] == second:
+        return cached[1], cached[2]
+    zone = _zone(name)
+    if zone is None:
+        return None, None
+    local_time = dt.datetime.fromtimestamp(second, zone).isoformat()
+    _clock[name] = (second, local_time[-6:], local_time)
+    return local_time[-6:], local_time
+
+
 def timezone_block(name: str | None, source: str | None, *, at_sea: bool = False, confidence: str | None = None,
-                   degraded: bool = False, now: dt.datetime | None = None) -> dict:
-    zone = _zone(name) if name else None
-    utc_offset = local_time = None
-    if zone is not None:
-        local = (now or dt.datetime.now(dt.timezone.utc)).astimezone(zone)
-        local_time = local.isoformat(timespec="seconds")
-        utc_offset = local_time[-6:]
+                   degraded: bool = False) -> dict:
+    utc_offset, local_time = local_clock(name) if name else (None, None)
     return {
         "name": name,
         "source": source if name else None,

@@ -29,6 +29,7 @@ class LookupService:
         self.source_label = source_label
         self.batch_concurrency = batch_concurrency
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._database_block = None
         self._pool_lock = threading.Lock()
 
     # -- public ---------------------------------------------------------------------------
@@ -79,11 +80,12 @@ class LookupService:
     def _ip_document(self, target: IPTarget, lang: str) -> dict:
         if is_reserved(target.address):
             raise AddressReserved()
-        result, info = self._result(target.address, lang)
+        text = target.text
+        result, info = self._result(target.address, lang, text)
         if result is None:
             raise AddressNotFound()
         return {
-            "query": target.text,
+            "query": text,
             "kind": "ip",
             "canonical_name": None,
             "results": [result],
@@ -117,11 +119,11 @@ class LookupService:
             "database": self._database(info),
         }
 
-    def _result(self, address, lang: str):
+    def _result(self, address, lang: str, text: str | None = None):
         record, network, info = self.city_db.get(address)
         if record is None:
             return None, info
-        result = document.shape_record(record, str(address), network, lang)
+        result = document.shape_record(record, text or str(address), network, lang)
         result["timezone"] = self._timezone(record)
         return result, info
 
@@ -143,15 +145,18 @@ class LookupService:
         return document.timezone_block(match.name, "tz_world", at_sea=match.at_sea, confidence=confidence)
 
     def _database(self, info) -> dict | None:
+        # One block per loaded file, shared by every document (never mutated).
         if info is None:
             return None
-        source = self.source_label or info.source
-        return {
-            "type": info.database_type,
-            "build_date": info.build_date,
-            "source": source,
-            "attribution": ATTRIBUTIONS.get(info.source),
-        }
+        cached = self._database_block
+        if cached is None or cached[0] is not info:
+            cached = self._database_block = (info, {
+                "type": info.database_type,
+                "build_date": info.build_date,
+                "source": self.source_label or info.source,
+                "attribution": ATTRIBUTIONS.get(info.source),
+            })
+        return cached[1]
 
     def _batch_pool(self) -> concurrent.futures.ThreadPoolExecutor:
         with self._pool_lock:

@@ -5,8 +5,10 @@ and zone ids are refused, and a name without a dot never reaches DNS.
 """
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass
 
 import idna
@@ -18,12 +20,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_TARGET_LENGTH = 1024  # longer input is refused before any parsing work
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _IP_LIKE = re.compile(r"^[0-9./]+$|:")
-# Shared address space (RFC 6598) and 6to4/Teredo relays are not flagged by every Python version.
-_EXTRA_RESERVED = (
-    ipaddress.ip_network("100.64.0.0/10"),
-    ipaddress.ip_network("192.0.0.0/24"),
-    ipaddress.ip_network("198.18.0.0/15"),
-)
 
 
 @dataclass(frozen=True)
@@ -61,9 +57,12 @@ def parse_target(raw: object) -> IPTarget | DomainTarget:
 def parse_ip(text: str) -> IPAddress:
     if "%" in text or "/" in text:  # zone ids and prefixes are not addresses
         raise InvalidTarget("The target is not a valid IP address.")
+    # inet_pton is as strict as ipaddress (no leading zeros, no short forms) and much faster.
     try:
-        return ipaddress.ip_address(text)
-    except ValueError:
+        if ":" in text:
+            return ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, text))
+        return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, text))
+    except (OSError, ValueError):
         raise InvalidTarget("The target is not a valid IP address.") from None
 
 
@@ -83,14 +82,33 @@ def _parse_domain(text: str) -> str:
     return ascii_name
 
 
+def _ranges(cidrs: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    networks = sorted(ipaddress.ip_network(cidr) for cidr in cidrs.split())
+    return (tuple(int(n.network_address) for n in networks), tuple(int(n.broadcast_address) for n in networks))
+
+
+# IANA's special-purpose registries (RFC 6890 and successors): nothing here locates anyone.
+# Kept as integer ranges and searched with bisect: ipaddress's is_global walks lists of network
+# objects and costs more than the City lookup itself.
+_RESERVED_V4 = _ranges("""
+    0.0.0.0/8 10.0.0.0/8 100.64.0.0/10 127.0.0.0/8 169.254.0.0/16 172.16.0.0/12 192.0.0.0/24 192.0.2.0/24
+    192.88.99.0/24 192.168.0.0/16 198.18.0.0/15 198.51.100.0/24 203.0.113.0/24 224.0.0.0/4 240.0.0.0/4
+""")
+# Only 2000::/3 is global unicast; inside it, these are special-purpose.
+_GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+_RESERVED_V6 = _ranges("2001::/23 2001:db8::/32 2002::/16 3fff::/20")
+
+
+def _in_ranges(value: int, ranges) -> bool:
+    starts, ends = ranges
+    index = bisect.bisect_right(starts, value) - 1
+    return index >= 0 and value <= ends[index]
+
+
 def is_reserved(address: IPAddress) -> bool:
     """True for addresses that never locate anyone on the public internet."""
-    if isinstance(address, ipaddress.IPv6Address):
-        mapped = address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
-        if address.ipv4_mapped is not None:
-            return is_reserved(address.ipv4_mapped)
-        if mapped is not None and is_reserved(mapped):
-            return True
-    if address.is_multicast or not address.is_global:
-        return True
-    return any(address in network for network in _EXTRA_RESERVED if network.version == address.version)
+    if address.version == 4:
+        return _in_ranges(int(address), _RESERVED_V4)
+    if address.ipv4_mapped is not None:
+        return is_reserved(address.ipv4_mapped)
+    return address not in _GLOBAL_UNICAST_V6 or _in_ranges(int(address), _RESERVED_V6)

@@ -60,3 +60,25 @@ def test_reserved_addresses(text):
 ])
 def test_routable_addresses(text):
     assert not is_reserved(ipaddress.ip_address(text))
+
+
+def test_reserved_agrees_with_ipaddress_on_random_addresses():
+    """The fast range table matches Python's own is_global, but for documented deliberate choices."""
+    import random
+    rnd = random.Random(7)
+    deliberate = [ipaddress.ip_network(n) for n in ("192.0.0.0/24", "2001::/23", "64:ff9b::/96")]
+    checked = 0
+    for _ in range(100_000):
+        address = ipaddress.IPv4Address(rnd.getrandbits(32))
+        assert is_reserved(address) == (not address.is_global or address.is_multicast), address
+    for _ in range(50_000):
+        address = ipaddress.IPv6Address((1 << 125) | rnd.getrandbits(125))  # inside 2000::/3
+        if any(address in net for net in deliberate if net.version == 6):
+            continue
+        assert is_reserved(address) == (not address.is_global or address.is_multicast), address
+        checked += 1
+    assert checked > 40_000
+    # Outside 2000::/3 nothing is allocated for unicast: Python calls unallocated space global, we do not.
+    for _ in range(1000):
+        address = ipaddress.IPv6Address(rnd.getrandbits(125) | (rnd.choice([0, 2, 3, 4, 5, 6, 7]) << 125))
+        assert is_reserved(address)

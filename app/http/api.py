@@ -34,7 +34,7 @@ def lookup_me():
     return json_response(services().lookup.lookup_address(caller_address(), language()))
 
 
-@api.get("/api/v1/lookup/<path:target>")
+@api.get("/api/v1/lookup/<target:target>")
 def lookup_target(target):
     return json_response(services().lookup.lookup(target, language()))
 

@@ -43,7 +43,7 @@ def _check_credentials():
         raise Unauthorized()
 
 
-@geoip_compat.get("/geoip/v2.1/city/<path:ip>")
+@geoip_compat.get("/geoip/v2.1/city/<target:ip>")
 def city(ip):
     _check_credentials()
     text = caller_address() if ip == "me" else ip
