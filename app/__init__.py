@@ -29,8 +29,8 @@ def create_app(config: Config | None = None, services=None) -> Flask:
 
     from .http.api import api
     from .http.geoip_compat import geoip_compat
-    # Registered before the API blueprint: its /<target> catch-all must not shadow "/".
-    _register_page(app)
+    from .http.page import page
+    app.register_blueprint(page)
     app.register_blueprint(geoip_compat)
     app.register_blueprint(api)
 
@@ -44,14 +44,6 @@ class TargetConverter(PathConverter):
     input reaches the target parser and gets INVALID_TARGET rather than a routing 404."""
     regex = r"[\s\S]+"
     part_isolating = False
-
-
-def _register_page(app: Flask) -> None:
-    try:
-        from .http.page import page
-    except ImportError:  # the page lands with its own issue
-        return
-    app.register_blueprint(page)
 
 
 def _handle_error(error: Exception):
