@@ -47,7 +47,8 @@ city-db: venv
 	@test -s "$(GEOIP_CITY_DB)" || $(PY) cli.py update-db --source snapshot
 
 run: venv city-db
-	$(PY) cli.py serve --port 8080
+	$(VENV)/bin/uwsgi --http 127.0.0.1:8080 --module app.wsgi:application --master --lazy-apps \
+	  --need-app --die-on-term --processes 2 --threads 8 --enable-threads --static-map /static=app/static
 
 test: venv-dev
 	$(PY) -m pytest
