@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from typing import Protocol
@@ -24,7 +25,7 @@ class BarProgress:
         from tqdm import tqdm
 
         self.bar = tqdm(total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024,
-                        file=self.stream, leave=True, dynamic_ncols=True)
+                        file=self.stream, leave=True, ncols=_columns(self.stream))
 
     def advance(self, count: int) -> None:
         if self.bar is not None:
@@ -34,6 +35,13 @@ class BarProgress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _columns(stream) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (OSError, ValueError, AttributeError):
+        return 80
 
 
 class LogProgress:

@@ -24,7 +24,7 @@ def with_retries(attempt: Callable[[], T], retry_for: float, first_wait: float =
     retrying = Retrying(
         retry=retry_if_exception(_retryable),
         stop=stop_before_delay(retry_for),
-        wait=wait_exponential_jitter(initial=first_wait, max=max_wait, jitter=first_wait / 2),
+        wait=wait_exponential_jitter(multiplier=first_wait, max=max_wait, jitter=first_wait / 2),
         reraise=True,
         before_sleep=lambda state: log.warning(
             "attempt %d failed: %s; retrying in %.1f s", state.attempt_number, state.outcome.exception(),

