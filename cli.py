@@ -88,7 +88,8 @@ def status(as_json):
         click.echo(f"database:     {db['path']}")
         if db["loaded"]:
             click.echo(f"  type:       {db['type']} ({db['source']}), ip version {db['ip_version']}")
-            click.echo(f"  build date: {db['build_date']} ({db['age_days']} days old)")
+            stale = ", stale: run `cli.py update-db`" if db["stale"] else ""
+            click.echo(f"  build date: {db['build_date']} ({db['age_days']} days old{stale})")
         if db["error"]:
             click.echo(f"  problem:    {db['error']}")
         from app.updater.status import status_lines

@@ -25,10 +25,12 @@ class Services:
         info = self.city_db.info
         database = {"path": self.config.city_db_path, "loaded": info is not None, "error": self.city_db.last_error}
         if info is not None:
+            age_days = info.age_days(time.time())
             database.update(
                 type=info.database_type,
                 build_date=info.build_date,
-                age_days=info.age_days(time.time()),
+                age_days=age_days,
+                stale=age_days > self.config.city_db_max_age_days,
                 source=self.config.db_source_label or info.source,
                 ip_version=info.ip_version,
                 node_count=info.node_count,
@@ -37,7 +39,7 @@ class Services:
         timezone = self.timezones.status()
         if info is None:
             status = "unavailable"
-        elif self.city_db.last_error or timezone.get("state") != "ok":
+        elif self.city_db.last_error or database["stale"] or timezone.get("state") != "ok":
             status = "degraded"
         else:
             status = "ready"

@@ -176,3 +176,26 @@ def test_wrong_database_type_is_refused(make_app, maxmind_testdata):
     client = make_app(city_db_path=str(maxmind_testdata / "GeoLite2-ASN-Test.mmdb")).test_client()
     status, report = get(client, "/readyz")
     assert status == 503 and "not a City database" in report["database"]["error"]
+
+
+def test_stale_database_is_reported(make_app, tmp_path):
+    import os
+    import time
+    from tests.support.city_fixtures import write_city_db
+    from app.citydb import open_city_reader
+    path = write_city_db(tmp_path / "old.mmdb")
+    client = make_app(city_db_path=str(path), city_db_max_age_days=1).test_client()
+    assert client.get("/readyz").get_json()["database"]["stale"] is False
+    # A database built 40 days ago: rewrite its build_epoch (mmdb-writer stamps "now").
+    data = bytearray(path.read_bytes())
+    _, info = open_city_reader(str(path))
+    old = info.build_epoch - 40 * 86400
+    marker = data.rfind(b"build_epoch")
+    index = data.find(info.build_epoch.to_bytes(4, "big"), marker)
+    data[index:index + 4] = old.to_bytes(4, "big")
+    (tmp_path / "new").write_bytes(bytes(data))
+    os.replace(tmp_path / "new", path)
+    time.sleep(0.1)
+    report = client.get("/readyz").get_json()
+    assert report["status"] == "degraded" and report["database"]["stale"] is True
+    assert report["database"]["age_days"] >= 40
