@@ -1,0 +1,60 @@
+"""Figure 2: GET /api/v1/lookup/<ip> through Nginx -> uWSGI -> app, against the trivial ceiling app
+served by the same Nginx and uWSGI configs (see stack.py and trivial_app.py), with wrk.
+
+Also the throughput curve: both stacks at 1..64 connections, for the plot in docs/.
+"""
+from __future__ import annotations
+
+from . import wrk
+from .stack import TRIVIAL_APP, ServingStack
+
+TARGET_SHARE = 0.60
+CURVE_CONNECTIONS = (1, 2, 4, 8, 16, 32, 64)
+
+
+def lookup_paths(addresses: list[str]) -> list[str]:
+    return [f"/api/v1/lookup/{address}" for address in addresses]
+
+
+def measure(city_file, addresses: list[str], *, seconds: float = 10, connections: int = 32, threads: int = 2,
+            curve_seconds: float = 3, curve_connections=CURVE_CONNECTIONS, workers: int | None = None) -> dict:
+    paths = lookup_paths(addresses)
+    results = {}
+    for label, module in (("app", None), ("ceiling", TRIVIAL_APP)):
+        with ServingStack(city_file.path, app_module=module, **_workers(workers)) as stack:
+            # Check the path answers 200 before timing it; the bench must never time error pages.
+            status, _ = stack.get(paths[0])
+            if status != 200:
+                raise RuntimeError(f"{label}: {paths[0]} answered {status}")
+            wrk.run(stack.base_url, paths, connections=connections, seconds=min(2, seconds), threads=threads)  # warm
+            cpu_before = stack.cpu_seconds()
+            main = wrk.run(stack.base_url, paths, connections=connections, seconds=seconds, threads=threads)
+            main["server_cpu_ms_per_request"] = round((stack.cpu_seconds() - cpu_before) * 1000 / main["requests"], 3)
+            curve = [wrk.run(stack.base_url, paths, connections=count, seconds=curve_seconds)
+                     for count in curve_connections]
+            results[label] = {"main": main, "curve": curve, "workers": stack.workers, "threads": stack.threads}
+    share = results["app"]["main"]["requests_per_s"] / results["ceiling"]["main"]["requests_per_s"]
+    return {
+        "city_file": city_file.label,
+        "wrk": {"threads": threads, "connections": connections, "seconds": seconds, "rotating_over": len(paths)},
+        "app": results["app"]["main"],
+        "ceiling": results["ceiling"]["main"],
+        "ratio": round(share, 3),
+        "target": f">= {TARGET_SHARE:.0%} of the ceiling's req/s",
+        "met": share >= TARGET_SHARE and results["app"]["main"]["errors"] == 0,
+        # CPU per request (Nginx + uWSGI, both stacks): the same comparison, insensitive to other load.
+        "cpu_ratio": round(results["app"]["main"]["server_cpu_ms_per_request"]
+                           / results["ceiling"]["main"]["server_cpu_ms_per_request"], 2),
+        "workers": results["app"]["workers"],
+        "uwsgi_threads": results["app"]["threads"],
+        "curve": {"connections": list(curve_connections),
+                  "app_requests_per_s": [point["requests_per_s"] for point in results["app"]["curve"]],
+                  "ceiling_requests_per_s": [point["requests_per_s"] for point in results["ceiling"]["curve"]],
+                  "app_p99_ms": [point["p99_ms"] for point in results["app"]["curve"]],
+                  "ceiling_p99_ms": [point["p99_ms"] for point in results["ceiling"]["curve"]],
+                  "seconds_each": curve_seconds},
+    }
+
+
+def _workers(workers: int | None) -> dict:
+    return {"workers": workers} if workers else {}

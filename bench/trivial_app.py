@@ -1,0 +1,23 @@
+"""The HTTP ceiling: the cheapest WSGI app uWSGI can run, served through the same Nginx and uWSGI
+configs as Easy GeoIP. The bench starts it instead of `app.wsgi` (never mounted in the real app),
+so the gap between the two is what our code costs per request.
+
+The body is a fixed JSON document about the size of a lookup result, so Nginx, gzip and the
+socket move a comparable number of bytes.
+"""
+from __future__ import annotations
+
+import json
+
+_BODY = json.dumps({
+    "query": "203.0.113.7", "kind": "ip", "canonical_name": None,
+    "results": [{"ip": "203.0.113.7", "network": "203.0.113.0/24",
+                 "city": {"name": "Example", "geoname_id": 1},
+                 "padding": "x" * 600}],
+}, separators=(",", ":")).encode()
+_HEADERS = [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(_BODY)))]
+
+
+def application(environ, start_response):
+    start_response("200 OK", list(_HEADERS))
+    return [_BODY]
