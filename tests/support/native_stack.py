@@ -1,0 +1,228 @@
+"""The container's serving stack run natively on 127.0.0.1: supervisord -> uWSGI + Nginx, started
+from the repository's own docker/supervisord.conf, uwsgi.ini, nginx.conf and site.conf.
+
+    with NativeStack(city_db="/path/to/city.mmdb", env={"GEOIP_RATE_LIMIT": "5"}) as stack:
+        requests.get(stack.url + "/readyz")
+        stack.worker_pids()                 # uWSGI workers, e.g. to SIGKILL one
+        stack.supervisorctl("restart", "nginx")
+        stack.rpc().supervisor.getProcessInfo("uwsgi")
+
+Like the container, nothing runs as root: when the caller is root the whole stack runs as
+`nobody`, in a private run directory (mode 0700) that holds the sockets, pid files, Nginx's
+prefix and the City database (copied there, since the caller's files may not be readable by
+that user). Replace `stack.city_db` to swap the database under the running stack.
+Everything supervisord and its programs print goes to `stack.log_path` (`stack.log()`).
+"""
+from __future__ import annotations
+
+import http.client
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import xmlrpc.client
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKER_DIR = REPO / "docker"
+SUPERVISORD_CONF = DOCKER_DIR / "supervisord.conf"
+VENV_BIN = Path(sys.executable).parent
+UNPRIVILEGED_USER = "nobody"
+
+
+class StackError(RuntimeError):
+    """The stack did not come up (the message carries the end of its log)."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class NativeStack:
+    def __init__(self, city_db: str | Path | None, *, env: dict[str, str] | None = None, workers: int = 2,
+                 threads: int = 4, port: int | None = None, ready_timeout: float = 90.0):
+        self.source_city_db = Path(city_db) if city_db else None
+        self.extra_env = dict(env or {})
+        self.workers = workers
+        self.threads = threads
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ready_timeout = ready_timeout
+        self.run_dir: Path | None = None
+        self.process: subprocess.Popen | None = None
+        self._log_file = None
+        self._account = pwd.getpwnam(UNPRIVILEGED_USER) if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def __enter__(self) -> "NativeStack":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def user(self) -> str:
+        return self._account.pw_name
+
+    @property
+    def city_db(self) -> Path:
+        return self.run_dir / "city.mmdb"
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "stack.log"
+
+    def environment(self) -> dict[str, str]:
+        env = {
+            "PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            "HOME": str(self.run_dir),
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "GEOIP_RUN_DIR": str(self.run_dir),
+            "GEOIP_LISTEN": f"127.0.0.1:{self.port}",
+            "GEOIP_CITY_DB": str(self.city_db),
+            "GEOIP_WORKERS": str(self.workers),
+            "GEOIP_THREADS": str(self.threads),
+        }
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> "NativeStack":
+        self.run_dir = Path(tempfile.mkdtemp(prefix="geoip-native-stack-"))
+        if self.source_city_db is not None:
+            shutil.copyfile(self.source_city_db, self.city_db)
+        self._log_file = open(self.log_path, "ab")
+        self._hand_over(self.run_dir)
+        as_other_user = self._account.pw_uid != os.geteuid()
+        self.process = subprocess.Popen(
+            [str(VENV_BIN / "supervisord"), "-c", str(SUPERVISORD_CONF)],
+            cwd=self.run_dir, env=self.environment(), stdin=subprocess.DEVNULL,
+            stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            user=self._account.pw_uid if as_other_user else None,
+            group=self._account.pw_gid if as_other_user else None,
+            extra_groups=[] if as_other_user else None,
+        )
+        self.wait_ready()
+        return self
+
+    def _hand_over(self, run_dir: Path) -> None:
+        """The run directory and everything in it belong to the stack's user, and only to it."""
+        os.chmod(run_dir, 0o700)
+        if self._account.pw_uid != os.geteuid():
+            for path in [run_dir, *run_dir.rglob("*")]:
+                os.chown(path, self._account.pw_uid, self._account.pw_gid)
+
+    def wait_ready(self, path: str = "/healthz") -> None:
+        """Until Nginx answers 200 on `path` through uWSGI and every worker is up."""
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            if self.process.poll() is not None:
+                raise StackError(f"supervisord exited with {self.process.returncode}:\n{self.log()[-4000:]}")
+            if self._status(path) == 200 and len(self.worker_pids()) == self.workers:
+                return
+            if time.monotonic() > deadline:
+                raise StackError(f"not ready after {self.ready_timeout:.0f} s:\n{self.log()[-4000:]}")
+            time.sleep(0.2)
+
+    def _status(self, path: str) -> int | None:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            connection.request("GET", path)
+            return connection.getresponse().status
+        except OSError:
+            return None
+        finally:
+            connection.close()
+
+    def stop(self, timeout: float = 40.0) -> int | None:
+        """Stop supervisord (which stops its programs); returns its exit status."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self.process is not None:
+            # Anything left in supervisord's session (a program that ignored its stop signal).
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        if self.run_dir is not None and os.environ.get("GEOIP_KEEP_STACK_DIR") != "1":
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        return None if self.process is None else self.process.returncode
+
+    # -- inspection and control ----------------------------------------------------------------
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def supervisorctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Runs supervisorctl with the stack's config, as the stack's user (the socket is 0700)."""
+        as_other_user = self._account.pw_uid != os.geteuid()
+        return subprocess.run(
+            [str(VENV_BIN / "supervisorctl"), "-c", str(SUPERVISORD_CONF), *args],
+            env=self.environment(), cwd=self.run_dir, capture_output=True, text=True, timeout=60,
+            check=check,
+            user=self._account.pw_uid if as_other_user else None,
+            group=self._account.pw_gid if as_other_user else None,
+            extra_groups=[] if as_other_user else None,
+        )
+
+    def rpc(self) -> xmlrpc.client.ServerProxy:
+        """supervisord's XML-RPC interface over its unix socket (callers as root or the stack's user)."""
+        from supervisor.xmlrpc import SupervisorTransport
+        transport = SupervisorTransport(None, None, f"unix://{self.run_dir / 'supervisor.sock'}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport)
+
+    def program_pid(self, name: str) -> int:
+        """PID of a supervisord program ("uwsgi" is the uWSGI master, "nginx" the Nginx master)."""
+        return int(self.rpc().supervisor.getProcessInfo(name)["pid"])
+
+    def worker_pids(self) -> list[int]:
+        """The uWSGI master's children that are workers (empty while uWSGI is not running)."""
+        try:
+            master = self.program_pid("uwsgi")
+            with open(f"/proc/{master}/task/{master}/children") as children:
+                return [int(pid) for pid in children.read().split()]
+        except (OSError, ValueError, xmlrpc.client.Fault):
+            return []
+
+    def nginx_worker_pids(self) -> list[int]:
+        try:
+            master = self.program_pid("nginx")
+            with open(f"/proc/{master}/task/{master}/children") as children:
+                return [int(pid) for pid in children.read().split()]
+        except (OSError, ValueError, xmlrpc.client.Fault):
+            return []
+
+    def all_pids(self) -> list[int]:
+        """supervisord and every process below it."""
+        found, queue = [], [self.process.pid]
+        while queue:
+            pid = queue.pop()
+            found.append(pid)
+            try:
+                with open(f"/proc/{pid}/task/{pid}/children") as children:
+                    queue += [int(child) for child in children.read().split()]
+            except OSError:
+                pass
+        return found
