@@ -4,14 +4,19 @@
 
 import { cardView, summaryView } from "./view.js";
 
+function within(root, selector) {
+  const found = [...root.querySelectorAll(selector)];
+  return root.matches(selector) ? [root, ...found] : found;
+}
+
 export function fill(root, view) {
-  for (const element of root.querySelectorAll("[data-field]")) {
+  for (const element of within(root, "[data-field]")) {
     element.textContent = view[element.dataset.field] ?? "";
   }
-  for (const element of root.querySelectorAll("[data-row]")) {
+  for (const element of within(root, "[data-row]")) {
     element.hidden = view[element.dataset.row] == null;
   }
-  for (const element of root.querySelectorAll("[data-attr]")) {
+  for (const element of within(root, "[data-attr]")) {
     for (const pair of element.dataset.attr.split(" ")) {
       const [attribute, field] = pair.split(":");
       const value = view[field];
