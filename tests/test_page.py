@@ -49,7 +49,15 @@ def page_config(city_db_path, dns_port, **overrides) -> Config:
 
 @pytest.fixture(scope="module")
 def page_dns():
-    with LocalDnsServer(PAGE_ZONE, silent_names=[SILENT_NAME]) as server:
+    # The helper picks a port free for UDP; TCP on it may be taken by then: try another port.
+    for attempt in range(5):
+        try:
+            server = LocalDnsServer(PAGE_ZONE, silent_names=[SILENT_NAME])
+            break
+        except OSError:
+            if attempt == 4:
+                raise
+    with server:
         yield server
 
 
