@@ -1,0 +1,14 @@
+"""Docker HEALTHCHECK: healthy when /readyz answers 200 through Nginx (so Nginx, uWSGI and the app,
+with a City database loaded, are all up). Uses only the standard library: the image has no curl."""
+import sys
+import urllib.error
+import urllib.request
+
+URL = "http://127.0.0.1:8080/readyz"
+
+try:
+    with urllib.request.urlopen(URL, timeout=4) as response:
+        sys.exit(0 if response.status == 200 else 1)
+except (urllib.error.URLError, OSError) as exc:
+    print(f"healthcheck: {URL}: {exc}", file=sys.stderr)
+    sys.exit(1)
