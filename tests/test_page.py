@@ -293,3 +293,29 @@ def test_world_map_asset_is_small_and_well_formed():
     land = root.find("{http://www.w3.org/2000/svg}path")
     assert root.get("viewBox") == "-1800 -900 3600 1800" and land.get("id") == "land"
     assert land.get("d").count("M") > 300  # continents and islands
+
+
+def test_world_map_builder_writes_paths_that_trace_the_shape():
+    import importlib.util
+
+    from shapely.geometry import MultiPolygon, Polygon
+
+    spec = importlib.util.spec_from_file_location("build_world_map", STATIC.parent.parent / "tools" / "build_world_map.py")
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    assert builder.is_ocean_zone("Etc/GMT+5") and not builder.is_ocean_zone("Europe/Paris")
+
+    # On the map's 0.1° grid, with a hole and negative steps both ways.
+    island = Polygon([(10, 40), (12.5, 40), (12.5, 41.3), (10, 41.3)], [[(11, 40.5), (11.5, 40.5), (11.5, 41)]])
+    document = builder.svg_document(MultiPolygon([island]), "2026c")
+    path = ElementTree.fromstring(document).find("{http://www.w3.org/2000/svg}path").get("d")
+    rings = []
+    for subpath in re.findall(r"M([^l]+)l([^z]*)z", path):
+        x, y = map(int, subpath[0].split())
+        points = [(x, y)]
+        steps = [int(number) for number in re.findall(r"-?\d+", subpath[1])]
+        for dx, dy in zip(steps[::2], steps[1::2]):
+            x, y = x + int(dx), y + int(dy)
+            points.append((x, y))
+        rings.append([(px / 10, -py / 10) for px, py in points])
+    assert Polygon(rings[0], rings[1:]).equals(island)

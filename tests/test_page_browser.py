@@ -355,6 +355,53 @@ def test_dark_mode_follows_the_system(site, open_page):
     assert luminance["light"] > 600 and luminance["dark"] < 150
 
 
+CONTRAST_SCRIPT = """() => {
+    const rgba = text => { const n = text.match(/[\\d.]+/g).map(Number); return [n[0], n[1], n[2], n.length > 3 ? n[3] : 1]; };
+    const channel = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+    const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+    const background = element => {
+        for (let node = element; node; node = node.parentElement) {
+            const color = rgba(getComputedStyle(node).backgroundColor);
+            if (color[3] > 0) return color;
+        }
+        return [255, 255, 255, 1];
+    };
+    const worst = [];
+    for (const element of document.querySelectorAll('body *')) {
+        const hasText = [...element.childNodes].some(node => node.nodeType === 3 && node.textContent.trim());
+        if (!hasText || !element.checkVisibility()) continue;
+        const fg = luminance(rgba(getComputedStyle(element).color)), bg = luminance(background(element));
+        const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+        worst.push([Math.round(ratio * 100) / 100, element.tagName + '.' + element.className,
+                    element.textContent.trim().slice(0, 30)]);
+    }
+    return worst.sort((a, b) => a[0] - b[0]).slice(0, 3);
+}"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_contrast_is_readable(site, open_page, scheme):
+    page, watch = open_page(site, scheme=scheme)
+    page.goto(site + "/?q=mixed.test.example")
+    page.click("#raw summary")
+    lowest = page.evaluate(CONTRAST_SCRIPT)
+    assert lowest and lowest[0][0] >= 4.5, lowest  # WCAG AA for body text
+    page.goto(site + "/?q=nope.test.example")
+    lowest = page.evaluate(CONTRAST_SCRIPT)
+    assert lowest[0][0] >= 4.5, lowest
+    assert_clean(watch, failed_status=404)
+
+
+def test_language_follows_the_url(site, open_page):
+    page, watch = open_page(site)
+    page.goto(site + "/?q=81.2.69.160&lang=ja")
+    assert page.locator("#cards [data-field=city]").inner_text() == "ロンドン"
+    look_up(page, "london.test.example")  # the script asks the API in the same language
+    assert page.url == site + "/?q=london.test.example&lang=ja"
+    assert page.locator("#cards [data-field=city]").inner_text() == "ロンドン"
+    assert_clean(watch)
+
+
 @pytest.mark.parametrize("query", ["7.7.7.7", "hostile.test.example"])
 def test_hostile_names_stay_text(site, open_page, query):
     page, watch = open_page(site)
