@@ -51,16 +51,20 @@ def _handle_error(error: Exception):
     from .http.geoip_compat import maxmind_error_response
     from .http.responses import error_payload, json_response
 
+    allow = None
     if isinstance(error, HTTPException):
         if error.code is not None and error.code < 400:
             return error
+        allow = getattr(error, "valid_methods", None)  # RFC 9110: a 405 names the allowed methods
         error = _HTTP_ERRORS.get(error.code, BadRequest)()
     elif not isinstance(error, GeoIPError):
         log.exception("unhandled error on %s %s", request.method, request.path)
         error = GeoIPError()
-    if request.blueprint == "geoip_compat":
-        return maxmind_error_response(error)
-    return json_response(error_payload(error), error.status)
+    response = (maxmind_error_response(error) if request.blueprint == "geoip_compat"
+                else json_response(error_payload(error), error.status))
+    if allow:
+        response.headers["Allow"] = ", ".join(allow)
+    return response
 
 
 def _security_headers(response):

@@ -51,8 +51,9 @@ def lookup_batch():
     limit = services().config.batch_max
     if len(targets) > limit:
         raise BatchTooLarge(f"A batch may hold at most {limit} targets.")
-    lang = preferred_language(payload.get("lang") if isinstance(payload.get("lang"), str) else request.args.get("lang"),
-                              request.accept_languages)
+    if not isinstance(payload.get("lang", ""), str):
+        raise BadRequest('"lang" must be a language code such as "en" or "de".')
+    lang = preferred_language(payload.get("lang") or request.args.get("lang"), request.accept_languages)
     return json_response({"results": services().lookup.lookup_many(targets, lang)})
 
 

@@ -60,7 +60,7 @@ _SCHEMAS = {
     "BatchItemError": _object({"query": _NULLABLE_STRING, "error": {"$ref": "#/components/schemas/Error/properties/error"}}),
     "BatchRequest": {"type": "object", "required": ["targets"], "properties": {
         "targets": {"type": "array", "items": {"type": "string"}, "description": "IP addresses and domain names"},
-        "lang": {"enum": list(LOCALES)}}},
+        "lang": {"$ref": "#/components/schemas/Language"}}},
     "BatchResponse": _object({"results": {"type": "array", "items": {"oneOf": [
         {"$ref": "#/components/schemas/Document"}, {"$ref": "#/components/schemas/BatchItemError"}]}}}),
     "Readiness": {"type": "object", "required": ["status", "database", "timezone"], "properties": {
@@ -70,10 +70,13 @@ _SCHEMAS = {
     }},
     "MaxMindCity": {"type": "object", "required": ["traits"], "properties": {
         "traits": {"type": "object", "required": ["ip_address", "network"]}}},
+    # Any string is accepted: an unknown language falls back (Accept-Language, then en) rather than fail.
+    "Language": {"type": "string", "examples": list(LOCALES),
+                 "description": "One of " + ", ".join(LOCALES) + " (any case); other values fall back."},
     "MaxMindError": _object({"code": {"type": "string"}, "error": {"type": "string"}}),
 }
 
-_LANG = {"name": "lang", "in": "query", "required": False, "schema": {"enum": list(LOCALES)},
+_LANG = {"name": "lang", "in": "query", "required": False, "schema": {"$ref": "#/components/schemas/Language"},
          "description": "Language of place names; otherwise Accept-Language, then en."}
 
 _LOOKUP_ERRORS = {
