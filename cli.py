@@ -80,6 +80,8 @@ def format_table(documents: list[dict]) -> str:
 def status(as_json):
     """The City database (path, type, build date, age) and the time-zone backend. Exit 1 when not ready."""
     report = _services().readiness()
+    from app.updater.status import describe_live_database
+    report["updates"] = describe_live_database(report["database"]["path"])
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:

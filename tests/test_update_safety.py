@@ -354,11 +354,17 @@ def test_status_shows_source_and_last_check(tmp_path, live, built):
     assert info["source"] == "file" and info["build_date"] and info["last_outcome"] == "updated"
     assert info["previous_available"] is True
     lines = status_lines(str(live))
-    assert "from file" in lines[0] and "days old" in lines[0]
-    assert lines[1].startswith("Last update check:") and "(updated)" in lines[1]
+    assert lines[0].startswith(f"source file: {new}, installed 20")
+    assert lines[1].startswith("last check 20") and lines[1].endswith("(updated)")
+    assert "--rollback" in lines[2]
     done = cli(live, "status")
-    assert "Last update check:" in done.stdout and "from file" in done.stdout, done.stdout + done.stderr
+    assert "updates:      last check" in done.stdout and "source file" in done.stdout, done.stdout + done.stderr
+    failed = update_from(live, str(tmp_path / "missing.mmdb"))
+    lines = status_lines(str(live))
+    assert "(failed), last success 20" in lines[1] and lines[2].startswith("last error: ")
+    assert describe_live_database(str(live))["source"] == "file"  # a failure does not change the live file's origin
+    assert failed.outcome == "failed"
 
 
 def test_status_of_a_missing_database(tmp_path):
-    assert "missing" in status_lines(str(tmp_path / "none.mmdb"))[0]
+    assert status_lines(str(tmp_path / "none.mmdb")) == ["no database yet: run `cli.py update-db`", "last check: never"]

@@ -31,27 +31,25 @@ def describe_live_database(live_path: str, now: float | None = None) -> dict:
 
 
 def status_lines(live_path: str) -> list[str]:
-    """Human lines for `cli.py status`."""
+    """Human lines for `cli.py status` (which shows the file's type and age itself): origin and last check."""
     info = describe_live_database(live_path)
-    if not info["exists"]:
-        lines = [f"City database: {live_path} is missing (run `cli.py update-db`)"]
-    elif info.get("error"):
-        lines = [f"City database: {live_path} is {info['error']}"]
+    if info["source"]:
+        origin = info["source"] + (" (fallback)" if info["fallback"] else "")
+        detail = f": {info['source_detail']}" if info["source_detail"] else ""
+        lines = [f"source {origin}{detail}, installed {info['installed_at'] or 'at an unknown time'}"]
     else:
-        origin = info["source"] or "unknown source"
-        if info["fallback"]:
-            origin += " (fallback)"
-        lines = [f"City database: {info['database_type']} built {info['build_date']} ({info['age_days']} days old), "
-                 f"from {origin}" + (f": {info['source_detail']}" if info["source_detail"] else "")]
+        lines = ["source unknown (not installed by update-db)" if info["exists"] else "no database yet: run `cli.py update-db`"]
     if info["last_check"]:
-        line = f"Last update check: {info['last_check']} ({info['last_outcome']})"
-        if info["last_outcome"] == "failed" and info["last_success"]:
-            line += f", last success {info['last_success']}"
+        line = f"last check {info['last_check']} ({info['last_outcome']})"
+        if info["last_outcome"] == "failed":
+            line += f", last success {info['last_success'] or 'never'}"
         lines.append(line)
         if info["last_error"]:
-            lines.append(f"Last update error: {info['last_error']}")
+            lines.append(f"last error: {info['last_error']}")
     else:
-        lines.append("Last update check: never")
+        lines.append("last check: never")
+    if info["previous_available"]:
+        lines.append("previous database kept: `cli.py update-db --rollback` restores it")
     return lines
 
 
