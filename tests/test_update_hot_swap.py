@@ -1,12 +1,10 @@
 """Hot swap: ten updates in a row while requests keep coming, in-process (Flask, threads) and through
-real uWSGI workers (docker/uwsgi.ini). Zero failed requests, never a garbled answer, old maps released."""
+the real stack (supervisord, Nginx, uWSGI workers from docker/). Zero failed requests, never a
+garbled answer, old maps released, RSS flat."""
 from __future__ import annotations
 
 import gc
 import os
-import signal
-import socket
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -19,8 +17,8 @@ from app import create_app
 from app.config import Config, UpdateConfig
 from app.updater.run import UpdateOptions, run_update
 from tests.support.fake_update_servers import build_city_db
+from tests.support.native_stack import NativeStack
 
-ROOT = Path(__file__).resolve().parent.parent
 SWAPS = 10
 CLIENTS = 4
 ADDRESS = "81.2.69.160"  # its record names the version: city "London vN", postal "VN"
@@ -152,80 +150,43 @@ def test_hot_swap_in_process_under_threads(live, build_dir):
     assert len(mapped_database_files(os.getpid(), live.parent)) <= 2
 
 
-# ----------------------------------------------------------------------------- real uWSGI
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _workers(master: int) -> list[int]:
-    with open(f"/proc/{master}/task/{master}/children") as children:
-        return [int(pid) for pid in children.read().split()]
+# ----------------------------------------------------------------------------- the real stack
 
 
 @pytest.fixture
-def uwsgi_server(live, tmp_path):
-    """docker/uwsgi.ini as the container runs it (2 workers x 4 threads), plus an HTTP socket on 127.0.0.1."""
-    port = _free_port()
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    env = {**os.environ, "GEOIP_CITY_DB": str(live), "GEOIP_CITY_DB_CHECK_INTERVAL": "0.05",
-           "GEOIP_RUN_DIR": str(run_dir), "GEOIP_WORKERS": "2", "GEOIP_THREADS": "4"}
-    log = open(tmp_path / "uwsgi.log", "wb")
-    process = subprocess.Popen([str(ROOT / ".venv" / "bin" / "uwsgi"), "--ini", str(ROOT / "docker" / "uwsgi.ini"),
-                                "--http-socket", f"127.0.0.1:{port}"], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(url + "/healthz", timeout=2).status_code == 200 and len(_workers(process.pid)) == 2:
-                    break
-            except requests.RequestException:  # not listening yet, or a worker still loading the app
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("uWSGI did not start: " + (tmp_path / "uwsgi.log").read_text()[-2000:])
-            time.sleep(0.1)
-        yield url, process.pid
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+def stack(live):
+    """supervisord -> Nginx + uWSGI (2 workers x 4 threads) from docker/, on 127.0.0.1, as `nobody`."""
+    environment = {"GEOIP_CITY_DB_CHECK_INTERVAL": "0.05", "GEOIP_RATE_LIMIT": "0"}
+    with NativeStack(live, env=environment, workers=2, threads=4) as running:
+        yield running
 
 
 @pytest.mark.slow
-def test_hot_swap_through_uwsgi_workers(live, build_dir, uwsgi_server):
-    url, master = uwsgi_server
+def test_hot_swap_through_nginx_and_uwsgi_workers(stack, build_dir):
+    local = threading.local()
 
     def fetch():
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session
         try:
-            # A new connection each time: uWSGI's --http-socket (test-only; Nginx speaks uwsgi to it) does
-            # not keep connections alive, and a reused one would fail for reasons unrelated to the swap.
-            response = requests.get(f"{url}/api/v1/lookup/{ADDRESS}", timeout=10)
+            response = session.get(f"{stack.url}/api/v1/lookup/{ADDRESS}", timeout=10)
             return interpret(response.status_code, response.json())
         except Exception as exc:
             return False, repr(exc)
 
-    workers = _workers(master)
+    workers = stack.worker_pids()
     rss: dict[int, list[int]] = {pid: [] for pid in workers}
 
     def measure(version: int) -> None:
         for pid in workers:
             rss[pid].append(rss_kib(pid))
 
-    versions = SwapUnderLoad(fetch, live, build_dir).run(on_swapped=measure)
+    # The stack serves its own copy of the database: that is the live file the updater replaces.
+    versions = SwapUnderLoad(fetch, stack.city_db, build_dir).run(on_swapped=measure)
     assert sum(versions.values()) > 10 * SWAPS
-    assert _workers(master) == workers  # the swaps happened without a worker restart
+    assert stack.worker_pids() == workers  # the swaps happened without a worker restart
     for pid in workers:
-        mapped = mapped_database_files(pid, live.parent)
+        mapped = mapped_database_files(pid, stack.city_db.parent)
         assert len(mapped) <= 2, (pid, mapped)  # old maps released, not piling up one per swap
         # RSS does not grow with each swap: from the 2nd to the 10th swap, less than 1 MiB per swap.
         growth = rss[pid][-1] - rss[pid][1]
