@@ -19,7 +19,7 @@ from app import create_app
 from app.http.page import ERROR_HELP
 from tests.support.browser import PageWatch, chromium
 from tests.support.http_server import ThreadedServer
-from tests.test_page import (HOSTILE_CITY, HOSTILE_NAME, HOSTILE_REGION, PAGE_RECORDS, SILENT_NAME,  # noqa: F401
+from tests.test_page import (HOSTILE_CITY, HOSTILE_REGION, SILENT_NAME,  # noqa: F401  (fixtures too)
                              page_city_db, page_config, page_dns)
 
 pytestmark = pytest.mark.slow
