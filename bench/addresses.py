@@ -28,3 +28,16 @@ def public_ipv4(count: int, seed: int = DEFAULT_SEED) -> list[str]:
 def located(addresses: list[str], reader) -> list[str]:
     """The subset a City reader has a record for (the HTTP bench wants 200s, not 404s)."""
     return [address for address in addresses if reader.get(address) is not None]
+
+
+def located_ipv6(count: int, reader, seed: int = DEFAULT_SEED, max_tries: int = 1_000_000) -> list[str]:
+    """Random addresses in 2a00::/12 (RIPE's IPv6 block) that the reader has a record for."""
+    rng = random.Random(seed)
+    found: list[str] = []
+    for _ in range(max_tries):
+        address = ipaddress.IPv6Address((0x2A00 << 112) | rng.getrandbits(116))
+        if not is_reserved(address) and reader.get(address) is not None:
+            found.append(str(address))
+            if len(found) == count:
+                break
+    return found

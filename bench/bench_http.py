@@ -5,8 +5,8 @@ Also the throughput curve: both stacks at 1..64 connections, for the plot in doc
 """
 from __future__ import annotations
 
-from . import wrk
-from .stack import TRIVIAL_APP, ServingStack
+from . import trivial_app, wrk
+from .stack import ServingStack
 
 TARGET_SHARE = 0.60
 CURVE_CONNECTIONS = (1, 2, 4, 8, 16, 32, 64)
@@ -20,12 +20,14 @@ def measure(city_file, addresses: list[str], *, seconds: float = 10, connections
             curve_seconds: float = 3, curve_connections=CURVE_CONNECTIONS, workers: int | None = None) -> dict:
     paths = lookup_paths(addresses)
     results = {}
-    for label, module in (("app", None), ("ceiling", TRIVIAL_APP)):
-        with ServingStack(city_file.path, app_module=module, **_workers(workers)) as stack:
+    for label, ceiling in (("app", False), ("ceiling", True)):
+        with ServingStack(city_file.path, ceiling=ceiling, workers=workers) as stack:
             # Check the path answers 200 before timing it; the bench must never time error pages.
-            status, _ = stack.get(paths[0])
+            status, body = stack.get(paths[0])
             if status != 200:
                 raise RuntimeError(f"{label}: {paths[0]} answered {status}")
+            if (body == trivial_app.BODY) != ceiling:  # each stack serves the app it should
+                raise RuntimeError(f"{label}: the stack serves the wrong WSGI app")
             wrk.run(stack.base_url, paths, connections=connections, seconds=min(2, seconds), threads=threads)  # warm
             cpu_before = stack.cpu_seconds()
             main = wrk.run(stack.base_url, paths, connections=connections, seconds=seconds, threads=threads)
@@ -55,6 +57,3 @@ def measure(city_file, addresses: list[str], *, seconds: float = 10, connections
                   "seconds_each": curve_seconds},
     }
 
-
-def _workers(workers: int | None) -> dict:
-    return {"workers": workers} if workers else {}

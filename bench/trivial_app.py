@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import json
 
-_BODY = json.dumps({
-    "query": "203.0.113.7", "kind": "ip", "canonical_name": None,
-    "results": [{"ip": "203.0.113.7", "network": "203.0.113.0/24",
-                 "city": {"name": "Example", "geoname_id": 1},
-                 "padding": "x" * 600}],
-}, separators=(",", ":")).encode()
-_HEADERS = [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(_BODY)))]
+LOOKUPBODY_BYTES = 900  # a GeoLite2 city result is 850-1000 bytes
+
+
+def _body() -> bytes:
+    document = {"query": "203.0.113.7", "kind": "ip", "canonical_name": None,
+                "results": [{"ip": "203.0.113.7", "network": "203.0.113.0/24", "padding": ""}]}
+    size = len(json.dumps(document, separators=(",", ":")))
+    document["results"][0]["padding"] = "x" * (LOOKUPBODY_BYTES - size)
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+BODY = _body()
+_HEADERS = [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(BODY)))]
 
 
 def application(environ, start_response):
     start_response("200 OK", list(_HEADERS))
-    return [_BODY]
+    return [BODY]
