@@ -12,6 +12,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app import create_app
 from app.config import Config, Nameserver
@@ -319,3 +321,16 @@ def test_world_map_builder_writes_paths_that_trace_the_shape():
             points.append((x, y))
         rings.append([(px / 10, -py / 10) for px, py in points])
     assert Polygon(rings[0], rings[1:]).equals(island)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.text(max_size=80))
+def test_any_query_gets_a_page_never_a_crash(client, query):
+    response = client.get("/", query_string={"q": query})
+    assert response.status_code in (200, 400, 404, 422, 504)
+    assert response.mimetype == "text/html"
+    markup = Markup(response.get_data(as_text=True))
+    # The input shows the query back exactly, as an attribute value that nothing broke out of.
+    fields = [attributes for tag, attributes in markup.tags if tag == "input" and attributes.get("id") == "q"]
+    assert len(fields) == 1 and fields[0]["value"] == query.strip()[:300]
+    assert len(markup.scripts) == 1 and markup.handlers == [] and markup.style_attributes == []
