@@ -52,7 +52,8 @@ class _Connection(psycopg2.extensions.connection):
 class PostgisTimezoneIndex:
     backend = "postgis"
 
-    def __init__(self, dsn: str, statement_timeout_ms: int = 200, pool_size: int = 4, retry_after: float = 1.0):
+    def __init__(self, dsn: str, statement_timeout_ms: int = 200, pool_size: int = 4, retry_after: float = 1.0,
+                 pool_wait: float | None = None):
         self._dsn = dsn
         self._statement_timeout_ms = int(statement_timeout_ms)
         self._pool_size = int(pool_size)
@@ -60,8 +61,10 @@ class PostgisTimezoneIndex:
         self._lock = threading.Lock()
         self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
         self._pool_pid: int | None = None
-        # More threads than connections wait for one, but never longer than a query may take.
+        # More threads than connections wait for one, by default no longer than two queries may take;
+        # past that the lookup degrades ("busy") without marking the backend down.
         self._slots = threading.BoundedSemaphore(self._pool_size)
+        self._pool_wait = 2 * self._statement_timeout_ms / 1000 if pool_wait is None else float(pool_wait)
         self._down_until = 0.0
         self._last_error: str | None = None
 
@@ -70,6 +73,9 @@ class PostgisTimezoneIndex:
     def _get_pool(self) -> psycopg2.pool.ThreadedConnectionPool:
         with self._lock:
             if self._pool is None or self._pool_pid != os.getpid():
+                # minconn=0 so that nothing connects here (a dead server must not break startup),
+                # then raised: psycopg2 closes every returned connection beyond minconn, which
+                # would mean one new connection per lookup.
                 self._pool = psycopg2.pool.ThreadedConnectionPool(
                     0, self._pool_size, self._dsn,
                     connection_factory=_Connection,
@@ -78,6 +84,7 @@ class PostgisTimezoneIndex:
                     options=(f"-c statement_timeout={self._statement_timeout_ms} -c jit=off "
                              "-c plan_cache_mode=force_generic_plan"),
                 )
+                self._pool.minconn = self._pool_size
                 self._pool_pid = os.getpid()
             return self._pool
 
@@ -92,7 +99,7 @@ class PostgisTimezoneIndex:
         """One row of `query` on a pooled connection; TimezoneBackendUnavailable on any failure."""
         if self._is_down():
             raise TimezoneBackendUnavailable(self._last_error or "PostGIS is unavailable")
-        if not self._slots.acquire(timeout=self._statement_timeout_ms / 1000):
+        if not self._slots.acquire(timeout=self._pool_wait):
             raise TimezoneBackendUnavailable("all PostGIS connections are busy")
         try:
             return self._run_on_pool(query, params)
