@@ -104,9 +104,10 @@ class LoadReport:
         def ms(value):
             return None if value is None else round(value * 1000, 1)
 
+        window = (selection.get("until") or self.stopped) - (selection.get("since") or self.started)
         return {
             "requests": len(chosen),
-            "per_second": round(len(chosen) / self.duration, 1) if self.duration > 0 else None,
+            "per_second": round(len(chosen) / window, 1) if window > 0 else None,
             "statuses": self.statuses(**selection),
             "p50_ms": ms(percentile(latencies, 0.50)),
             "p95_ms": ms(percentile(latencies, 0.95)),
@@ -206,8 +207,10 @@ class SteadyLoad:
 
     def _run(self, index: int) -> None:
         connection = self._connect()
-        # Each thread starts at its own offset so the mix is spread over time, not in phase.
-        mix = itertools.islice(itertools.cycle(self.requests), index * 7 % len(self.requests), None)
+        # Each thread starts at its own share of the mix, so threads do not send the same request
+        # at the same moment (a per-worker cache would then hide what the test wants to see).
+        offset = index * len(self.requests) // self.threads
+        mix = itertools.islice(itertools.cycle(self.requests), offset, None)
         deadline = self._started + self.max_seconds
         sent = 0
         try:
