@@ -8,13 +8,16 @@ checks cost over a plain copy. All figures are measured in one run, on this mach
    without swaps. Failed requests must be 0; p99 latency during swaps over p99 without (ratio)
    must stay under 2.
 3. The update pipeline on a real-size file (DB-IP City Lite, ~100 MB): `update-db --source
-   FILE` (copy + md5 + open + probes + walk + fsync + rename) over a plain copy + fsync of the same
-   file. Target ratio: under 3.
+   FILE` (copy + md5 + open + probes + walk + fsync + rename) over the least any safe updater does,
+   a copy + md5 + fsync of the same file (what geoipupdate does). Target ratio: under 1.5, i.e. the
+   checks and the atomic install add less than half again. Best of 3 each (a shared machine only
+   ever adds time).
 
     .venv/bin/python -m bench.bench_update
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -35,7 +38,7 @@ from .timing import percentile
 
 TARGET_SWAP_SECONDS = 1.0
 TARGET_P99_RATIO = 2.0
-TARGET_PIPELINE_RATIO = 3.0
+TARGET_PIPELINE_RATIO = 1.5
 SWAPS = 10
 CLIENTS = 4
 ADDRESS = "81.2.69.160"
@@ -119,21 +122,37 @@ def swap_figures(work: Path) -> dict:
     }
 
 
-def pipeline_figures(work: Path) -> dict:
-    city = dbip_lite()
-    copy_target = work / "copy.mmdb"
+def _copy_md5_fsync(source: Path, target: Path) -> float:
     start = time.perf_counter()
-    shutil.copyfile(city.path, copy_target)
-    with open(copy_target, "rb") as handle:
+    shutil.copyfile(source, target)
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(target, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
         os.fsync(handle.fileno())
-    copy_seconds = time.perf_counter() - start
-    live = work / "data" / "city.mmdb"
+    seconds = time.perf_counter() - start
+    target.unlink()
+    return seconds
+
+
+def _update_once(source: Path, work: Path, round_number: int) -> float:
+    live = work / f"data{round_number}" / "city.mmdb"
     live.parent.mkdir()
-    result = run_update(UpdateConfig(city_db_path=str(live)), UpdateOptions(source=str(city.path)))
+    result = run_update(UpdateConfig(city_db_path=str(live)), UpdateOptions(source=str(source)))
     assert result.outcome == "updated", result.message
-    return {"file": city.as_dict(), "copy_s": round(copy_seconds, 3), "update_s": result.seconds,
-            "ratio": round(result.seconds / copy_seconds, 2), "target_ratio": TARGET_PIPELINE_RATIO,
-            "met": result.seconds / copy_seconds < TARGET_PIPELINE_RATIO}
+    shutil.rmtree(live.parent)
+    return result.seconds
+
+
+def pipeline_figures(work: Path, rounds: int = 3) -> dict:
+    city = dbip_lite()
+    baseline, update = [], []
+    for round_number in range(rounds):
+        baseline.append(_copy_md5_fsync(city.path, work / "copy.mmdb"))
+        update.append(_update_once(city.path, work, round_number))
+    ratio = min(update) / min(baseline)
+    return {"file": city.as_dict(), "copy_md5_fsync_s": round(min(baseline), 3), "update_s": round(min(update), 3),
+            "ratio": round(ratio, 2), "target_ratio": TARGET_PIPELINE_RATIO, "met": ratio < TARGET_PIPELINE_RATIO}
 
 
 def measure() -> dict:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
+import shutil
 import tarfile
 import zipfile
 import zlib
@@ -82,7 +84,7 @@ def unpack(raw_path: str, dest_path: str, max_bytes: int) -> Unpacked:
                 return _from_gzip(raw, dest_path, max_bytes)
             if magic == ZIP_MAGIC:
                 return _from_zip(raw, dest_path, max_bytes)
-            return _copy(raw, dest_path, max_bytes, None)
+        return _copy_plain(raw_path, dest_path, max_bytes)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise InvalidDatabase(f"the archive is corrupt or truncated ({_first_line(exc)})") from None
     except tarfile.TarError as exc:
@@ -121,6 +123,19 @@ def _from_zip(raw, dest_path: str, max_bytes: int) -> Unpacked:
             raise InvalidDatabase(f"{member.filename} in the archive expands too much: refused")
         with archive.open(member) as source:
             return _copy(source, dest_path, max_bytes, member.filename)
+
+
+def _copy_plain(raw_path: str, dest_path: str, max_bytes: int) -> Unpacked:
+    """A bare .mmdb: a kernel-side copy (sendfile) is several times faster than a read/write loop."""
+    size = os.path.getsize(raw_path)
+    if size > max_bytes:
+        raise InvalidDatabase(f"the database is larger than the {max_bytes} bytes allowed")
+    shutil.copyfile(raw_path, dest_path)
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(dest_path, "rb") as copied:
+        while chunk := copied.read(CHUNK):
+            digest.update(chunk)
+    return Unpacked(digest.hexdigest(), size, None)
 
 
 def _copy(source, dest_path: str, max_bytes: int, member: str | None) -> Unpacked:
