@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 import psycopg2
 from psycopg2 import sql
 
-from app.timezones.packaged_data import DataRelease, ZoneGeometry, iter_zone_geometries, packaged_release
+from app.timezones.packaged_data import DataRelease, ZoneGeometry, iter_zone_geometries, packaged_release, zone_names
 
 SUBDIVIDE_MAX_VERTICES = 512
 _ADVISORY_LOCK_KEY = 0x7A5F_3031  # "tz_world" loader: one at a time per database
@@ -98,6 +98,10 @@ def load_tz_world(
     started = time.monotonic()
     release = release or packaged_release()
     wanted = _zone_filter(zones)
+    if wanted is not None and source is iter_zone_geometries:
+        unknown = sorted(set(wanted) - set(zone_names()))
+        if unknown:
+            raise LoadError(f"unknown time zones: {', '.join(unknown)}")
     try:
         connection = psycopg2.connect(dsn, connect_timeout=10, application_name="easy-geoip load-tz-world")
     except psycopg2.Error as exc:
