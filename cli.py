@@ -106,6 +106,8 @@ def status(as_json):
 # <register-commands>
 from app.commands.update_db import update_db  # noqa: E402
 cli.add_command(update_db)
+from app.commands.tz_world import load_tz_world_command  # noqa: E402
+cli.add_command(load_tz_world_command)
 
 
 if __name__ == "__main__":
