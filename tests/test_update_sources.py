@@ -339,3 +339,21 @@ def test_no_fallback_when_a_database_exists(live, server, versions, isolated_pip
     assert (result.outcome, result.source, result.fallback) == ("failed", "dbip", False)
     assert live.read_bytes() == versions[1]
     assert not any(request.path.startswith("/simple") for request in server.requests)
+
+
+def test_maxmind_forbidden_is_not_retried(live, server, versions):
+    maxmind = MaxMindImitation(server)
+    maxmind.publish(EDITION, versions[1])
+    maxmind.metadata_status = 403
+    result = run_update(maxmind_config(live, server), patient(30))
+    assert (result.exit_code, result.error) == (ExitCode.AUTH_REJECTED, "AUTH_REJECTED")
+    assert len(server.requests) == 1
+
+
+def test_maxmind_request_timeout_408_is_retried(live, server, versions):
+    maxmind = MaxMindImitation(server)
+    maxmind.publish(EDITION, versions[1])
+    maxmind.metadata_status = 408
+    result = run_update(maxmind_config(live, server), patient(0.5))
+    assert (result.exit_code, result.error) == (ExitCode.FAILED, "NETWORK_ERROR") and "HTTP 408" in result.message
+    assert len(server.requests) >= 2

@@ -83,9 +83,11 @@ def run_rollback(config: UpdateConfig) -> UpdateResult:
                 previous_facts = read_facts(previous)
             except InvalidDatabase as exc:
                 raise InvalidDatabase(f"the previous database is not usable ({exc}); not rolling back") from None
-            live_facts = _live_facts(live)
+            state = UpdateState.load(live)
+            live_facts = _live_facts(live, state.known_md5(live))
             rollback(live)
-            state = _swap_origins(UpdateState.load(live))
+            state = _swap_origins(state)
+            state.live_signature = UpdateState.signature_of(live)
             state.save(live)
             return UpdateResult("rolled_back", ExitCode.UPDATED, f"rolled back {live} to the previous database",
                                 source=state.source, detail=state.source_detail, md5=previous_facts.md5,
@@ -107,14 +109,15 @@ def _update_locked(config: UpdateConfig, options: UpdateOptions, progress: Progr
     for stale in remove_stale_staging(live):
         log.info("removed %s left by an interrupted update", stale)
     state = UpdateState.load(live)
-    live_facts = _live_facts(live)
     now = time.time()
-    if options.if_older_than is not None and live_facts and state.last_success and now - state.last_success < options.if_older_than:
+    if (options.if_older_than is not None and state.last_success and now - state.last_success < options.if_older_than
+            and state.known_md5(live)):
         hours = (now - state.last_success) / 3600
         return UpdateResult("skipped", ExitCode.ALREADY_CURRENT,
                             f"the last successful check was {hours:.1f} h ago, within --if-older-than; nothing to do",
-                            source=state.source, detail=state.source_detail, md5=live_facts.md5,
-                            old_build_date=_date(live_facts.build_epoch), new_build_date=_date(live_facts.build_epoch))
+                            source=state.source, detail=state.source_detail, md5=state.md5,
+                            old_build_date=_date(state.build_epoch), new_build_date=_date(state.build_epoch))
+    live_facts = _live_facts(live, state.known_md5(live))
 
     primary = options.source or default_source_name(config)
     names = [primary] + (fallback_names(primary) if options.source is None and live_facts is None else [])
@@ -136,6 +139,7 @@ def _update_locked(config: UpdateConfig, options: UpdateOptions, progress: Progr
             if result.fallback:
                 result.message += f" (fallback: {', '.join(n for n, _ in failures)} failed)"
             _record(state, result, live_facts)
+            state.live_signature = UpdateState.signature_of(live) if state.md5 else []
             state.save(live)
             return result
     finally:
@@ -210,11 +214,11 @@ def _record(state: UpdateState, result: UpdateResult, live_facts: DatabaseFacts 
             state.validators = validators
 
 
-def _live_facts(live: str) -> DatabaseFacts | None:
+def _live_facts(live: str, known_md5: str | None = None) -> DatabaseFacts | None:
     if not os.path.exists(live):
         return None
     try:
-        return read_facts(live)
+        return read_facts(live, known_md5)
     except (InvalidDatabase, OSError) as exc:
         log.warning("the live database %s is not usable (%s); any valid City database will replace it", live, exc)
         return None

@@ -25,8 +25,21 @@ class UpdateState:
     installed_at: float | None = None
     validators: dict = field(default_factory=dict)  # {"url", "etag", "last_modified"} of the live file
     previous: dict = field(default_factory=dict)    # the ORIGIN_FIELDS of the file kept as .previous
+    live_signature: list = field(default_factory=list)  # [inode, size, mtime_ns] of the file `md5` belongs to
 
     ORIGIN_FIELDS = ("source", "source_detail", "fallback", "md5", "build_epoch", "installed_at", "validators")
+
+    @staticmethod
+    def signature_of(path: str) -> list:
+        stat = os.stat(path)
+        return [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+
+    def known_md5(self, path: str) -> str | None:
+        """The recorded md5 if the file is still the one it was computed for (saves reading 100 MB)."""
+        try:
+            return self.md5 if self.md5 and self.live_signature == self.signature_of(path) else None
+        except OSError:
+            return None
 
     def origin(self) -> dict:
         return {name: getattr(self, name) for name in self.ORIGIN_FIELDS}
