@@ -20,7 +20,9 @@ import ipaddress
 import os
 import re
 import shutil
+import signal
 import sys
+import time
 from pathlib import Path
 
 DOCKER_DIR = Path(__file__).resolve().parent
@@ -124,6 +126,58 @@ def prepare(environ) -> Path:
     return conf_dir / "nginx.conf"
 
 
+def stop_orphaned_workers(prefix: Path, grace: float = 10.0) -> int:
+    """Stop the workers of a previous Nginx master that was killed (SIGKILL, OOM).
+
+    They keep the listening socket open and would make every new master fail to bind, until
+    supervisord gave up. supervisord starts each program in its own process group, so the old
+    master's pid (still in its pid file) names the group its orphaned workers are in.
+    """
+    try:
+        old_master = int((prefix / "nginx.pid").read_text().strip())
+    except (OSError, ValueError):
+        return 0
+    if Path(f"/proc/{old_master}").exists():
+        return 0  # that master is alive: not ours to touch (or a pid reused by another process)
+    orphans = [pid for pid in _processes_in_group(old_master) if _command_name(pid) == "nginx"]
+    for pid in orphans:
+        _signal(pid, signal.SIGQUIT)  # finish in-flight requests, then exit
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in orphans):
+        time.sleep(0.1)
+    for pid in orphans:
+        _signal(pid, signal.SIGKILL)
+    return len(orphans)
+
+
+def _processes_in_group(group: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # pgrp is the 3rd field after the parenthesised command name
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == group and os.stat(entry).st_uid == os.getuid():
+                found.append(int(entry.name))
+    return found
+
+
+def _command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def nginx_binary() -> str:
     # Debian puts nginx in /usr/sbin, which is not on an unprivileged user's PATH.
     found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
@@ -144,6 +198,9 @@ def main(argv: list[str]) -> int:
     if "--test" in argv:
         command.append("-t")
     else:
+        stopped = stop_orphaned_workers(config_file.parent.parent)
+        if stopped:
+            print(f"start_nginx: stopped {stopped} worker(s) left by a killed Nginx master", file=sys.stderr)
         command += ["-g", "daemon off;"]
     os.execv(binary, command)
     return 0  # not reached
