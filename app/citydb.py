@@ -93,7 +93,9 @@ class CityDatabase:
         self._lock = threading.Lock()
 
     def _current(self) -> _Loaded | None:
-        if self._clock() >= self._next_check:
+        # Until a map is loaded every caller goes through _refresh (and waits on the lock there):
+        # otherwise the threads arriving while the first one opens the file would see no map.
+        if self._loaded is None or self._clock() >= self._next_check:
             self._refresh()
         return self._loaded
 
@@ -102,7 +104,7 @@ class CityDatabase:
         if not self._lock.acquire(blocking=self._loaded is None):
             return
         try:
-            if self._clock() < self._next_check:
+            if self._clock() < self._next_check and self._loaded is not None:
                 return
             self._next_check = self._clock() + self.check_interval
             try:

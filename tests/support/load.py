@@ -132,7 +132,7 @@ class SteadyLoad:
 
     def __init__(self, port: int, requests: Iterable[Request], *, threads: int = 4, pause: float = 0.0,
                  timeout: float = 10.0, max_seconds: float = 120.0, max_requests: int = 200_000,
-                 keep_bodies: str = "errors", host: str = "127.0.0.1"):
+                 keep_bodies: str = "errors", host: str = "127.0.0.1", error_pause: float = 0.01):
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("load is only ever sent to the loopback interface")
         self.port = port
@@ -146,6 +146,7 @@ class SteadyLoad:
         self.max_seconds = max_seconds
         self.max_requests = max_requests
         self.keep_bodies = keep_bodies
+        self.error_pause = error_pause
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._samples: list[Sample] = []
@@ -221,7 +222,11 @@ class SteadyLoad:
                 sent += 1
                 with self._lock:
                     self._samples.append(sample)
-                if self.pause:
+                if sample.status == CONNECTION_ERROR:
+                    # A refused connection fails in microseconds; without a pause one thread would
+                    # log thousands of failures per second of outage and the counts would mean little.
+                    self._stop.wait(self.error_pause)
+                elif self.pause:
                     self._stop.wait(self.pause)
         finally:
             connection.close()
