@@ -9,7 +9,7 @@ GEOIP_CITY_DB ?= data/city.mmdb
 export GEOIP_CITY_DB
 
 # System packages the suite drives for real (PostGIS, Nginx, Chromium, load tools).
-RUN_APT := python3-venv python3-dev libpq-dev gcc
+RUN_APT := python3-venv python3-dev libpq-dev gcc nginx
 TEST_APT := $(RUN_APT) postgresql-15-postgis-3 nginx chromium wrk apache2-utils fonts-noto-color-emoji
 
 .PHONY: run test e2e bench sysdeps-run sysdeps-test venv venv-dev city-db clean
@@ -46,12 +46,19 @@ venv-dev: sysdeps-test $(VENV)/.dev
 city-db: venv
 	@test -s "$(GEOIP_CITY_DB)" || $(PY) cli.py update-db --source snapshot
 
+# The container's stack (supervisord, uWSGI, Nginx, the docker/ configs) natively, never as root.
 run: venv city-db
-	$(VENV)/bin/uwsgi --http 127.0.0.1:8080 --module app.wsgi:application --master --lazy-apps \
-	  --need-app --die-on-term --processes 2 --threads 8 --enable-threads --static-map /static=app/static
+	docker/run-native.sh
 
 test: venv-dev
 	$(PY) -m pytest
+
+# The container stack for real (docs/deployment.md): builds both images, docker-compose up, checks
+# through 127.0.0.1, down -v. Starts dockerd if none answers; fails loudly without an engine.
+E2E_APT := docker.io docker-compose debootstrap
+e2e: venv-dev
+	$(call apt_install,$(E2E_APT))
+	GEOIP_E2E=1 $(PY) -m pytest tests/e2e -s -v
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
