@@ -164,10 +164,13 @@ def stack(live):
 @pytest.mark.slow
 def test_hot_swap_through_nginx_and_uwsgi_workers(stack, build_dir):
     local = threading.local()
+    sessions: list[requests.Session] = []
 
     def fetch():
-        session = getattr(local, "session", None) or requests.Session()
-        local.session = session
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+            sessions.append(session)
         try:
             response = session.get(f"{stack.url}/api/v1/lookup/{ADDRESS}", timeout=10)
             return interpret(response.status_code, response.json())
@@ -182,7 +185,11 @@ def test_hot_swap_through_nginx_and_uwsgi_workers(stack, build_dir):
             rss[pid].append(rss_kib(pid))
 
     # The stack serves its own copy of the database: that is the live file the updater replaces.
-    versions = SwapUnderLoad(fetch, stack.city_db, build_dir).run(on_swapped=measure)
+    try:
+        versions = SwapUnderLoad(fetch, stack.city_db, build_dir).run(on_swapped=measure)
+    finally:
+        for session in sessions:  # no idle keep-alive connections left for the stack's shutdown
+            session.close()
     assert sum(versions.values()) > 10 * SWAPS
     assert stack.worker_pids() == workers  # the swaps happened without a worker restart
     for pid in workers:
