@@ -368,3 +368,13 @@ def test_status_shows_source_and_last_check(tmp_path, live, built):
 
 def test_status_of_a_missing_database(tmp_path):
     assert status_lines(str(tmp_path / "none.mmdb")) == ["no database yet: run `cli.py update-db`", "last check: never"]
+
+
+def test_an_unwritable_database_directory_is_a_plain_failure(tmp_path, built):
+    source = tmp_path / "v3.mmdb"
+    source.write_bytes(built(3))
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the directory should be")
+    result = update_from(blocker / "city.mmdb", str(source))
+    assert (result.outcome, result.exit_code, result.error) == ("failed", ExitCode.FAILED, "LOCAL_ERROR")
+    assert "cannot write the database" in result.message

@@ -65,6 +65,12 @@ class NotNewer(UpdateError):
     code = "NOT_NEWER"
 
 
+class LocalError(UpdateError):
+    """This machine let us down: disk full, no permission on the database directory."""
+
+    code = "LOCAL_ERROR"
+
+
 class LockHeld(UpdateError):
     exit_code = ExitCode.LOCKED
     code = "LOCKED"

@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from ..config import UpdateConfig
-from .errors import ExitCode, InvalidDatabase, LockHeld, NothingToRollBack, NotNewer, UpdateError
+from .errors import ExitCode, InvalidDatabase, LocalError, LockHeld, NothingToRollBack, NotNewer, UpdateError
 from .http import HttpClient
 from .install import install, previous_path, remove_quietly, remove_stale_staging, rollback, staging_file
 from .lock import UpdateLock
@@ -62,12 +62,15 @@ class UpdateResult:
 def run_update(config: UpdateConfig, options: UpdateOptions = UpdateOptions(), progress: Progress | None = None) -> UpdateResult:
     began = time.monotonic()
     live = config.city_db_path
-    os.makedirs(os.path.dirname(os.path.abspath(live)), exist_ok=True)
     try:
+        os.makedirs(os.path.dirname(os.path.abspath(live)), exist_ok=True)
         with UpdateLock(live):
             result = _update_locked(config, options, progress)
     except LockHeld as exc:
         result = UpdateResult("failed", exc.exit_code, str(exc), error=exc.code)
+    except OSError as exc:
+        error = _local_error(exc, live)
+        result = UpdateResult("failed", error.exit_code, str(error), error=error.code)
     result.seconds = round(time.monotonic() - began, 3)
     return result
 
@@ -129,8 +132,8 @@ def _update_locked(config: UpdateConfig, options: UpdateOptions, progress: Progr
             try:
                 source = source_named(name, config)
                 result = _update_from(source, config, options, state, live_facts, http, progress, retry_for)
-            except UpdateError as exc:
-                failures.append((name, exc))
+            except (UpdateError, OSError) as exc:
+                failures.append((name, exc if isinstance(exc, UpdateError) else _local_error(exc, live)))
                 if index + 1 < len(names):
                     log.warning("%s failed: %s; there is no database yet, trying %s", name, exc, names[index + 1])
                 continue
@@ -222,6 +225,11 @@ def _live_facts(live: str, known_md5: str | None = None) -> DatabaseFacts | None
     except (InvalidDatabase, OSError) as exc:
         log.warning("the live database %s is not usable (%s); any valid City database will replace it", live, exc)
         return None
+
+
+def _local_error(exc: OSError, live: str) -> LocalError:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return LocalError(f"cannot write the database beside {live}: {exc.strerror or exc}{where}")
 
 
 def _failure(name: str, exc: UpdateError) -> dict:
