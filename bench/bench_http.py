@@ -5,7 +5,9 @@ Also the throughput curve: both stacks at 1..64 connections, for the plot in doc
 """
 from __future__ import annotations
 
-from . import trivial_app, wrk
+from pathlib import Path
+
+from . import profiles, trivial_app, wrk
 from .stack import ServingStack
 
 TARGET_SHARE = 0.60
@@ -17,7 +19,10 @@ def lookup_paths(addresses: list[str]) -> list[str]:
 
 
 def measure(city_file, addresses: list[str], *, seconds: float = 10, connections: int = 32, threads: int = 2,
-            curve_seconds: float = 3, curve_connections=CURVE_CONNECTIONS, workers: int | None = None) -> dict:
+            curve_seconds: float = 3, curve_connections=CURVE_CONNECTIONS, workers: int | None = None,
+            profile_to: Path | None = None) -> dict:
+    """`profile_to`: a file for py-spy's collapsed stacks of one app worker, recorded during an
+    extra wrk run after the measured ones (so profiling never slows the figures)."""
     paths = lookup_paths(addresses)
     results = {}
     for label, ceiling in (("app", False), ("ceiling", True)):
@@ -35,6 +40,8 @@ def measure(city_file, addresses: list[str], *, seconds: float = 10, connections
             curve = [wrk.run(stack.base_url, paths, connections=count, seconds=curve_seconds)
                      for count in curve_connections]
             results[label] = {"main": main, "curve": curve, "workers": stack.workers, "threads": stack.threads}
+            if not ceiling and profile_to is not None and profiles.py_spy_available():
+                results[label]["profile"] = _profile_worker(stack, paths, connections, threads, profile_to)
     share = results["app"]["main"]["requests_per_s"] / results["ceiling"]["main"]["requests_per_s"]
     return {
         "city_file": city_file.label,
@@ -48,6 +55,7 @@ def measure(city_file, addresses: list[str], *, seconds: float = 10, connections
         "cpu_ratio": round(results["app"]["main"]["server_cpu_ms_per_request"]
                            / results["ceiling"]["main"]["server_cpu_ms_per_request"], 2),
         "workers": results["app"]["workers"],
+        "worker_profile": results["app"].get("profile"),
         "uwsgi_threads": results["app"]["threads"],
         "curve": {"connections": list(curve_connections),
                   "app_requests_per_s": [point["requests_per_s"] for point in results["app"]["curve"]],
@@ -57,3 +65,12 @@ def measure(city_file, addresses: list[str], *, seconds: float = 10, connections
                   "seconds_each": curve_seconds},
     }
 
+
+
+def _profile_worker(stack, paths, connections: int, threads: int, output: Path, seconds: float = 5) -> dict:
+    recorder = profiles.record_worker(stack.worker_pids()[0], seconds, output)
+    wrk.run(stack.base_url, paths, connections=connections, seconds=seconds + 1, threads=threads)
+    _, errors = recorder.communicate(timeout=60)
+    if recorder.returncode != 0 or not output.exists():
+        return {"error": errors.decode(errors="replace")[-300:]}
+    return {"file": output.name} | profiles.summarise_collapsed(output)

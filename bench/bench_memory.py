@@ -39,12 +39,14 @@ def process_memory(pid: int, mapped_file: str) -> dict:
     with open(f"/proc/{pid}/smaps_rollup") as handle:
         whole = _kib_fields(handle.readlines()[1:])
     city = dict.fromkeys(_FIELDS, 0)
+    mapped = False
     with open(f"/proc/{pid}/smaps") as handle:
         in_city = False
         for line in handle:
             head = line.split()
             if head and "-" in head[0] and len(head) >= 5 and ":" not in head[0]:  # a mapping's header
                 in_city = len(head) >= 6 and head[5] == mapped_file
+                mapped = mapped or in_city
                 continue
             if in_city:
                 for name, value in _kib_fields([line]).items():
@@ -54,8 +56,9 @@ def process_memory(pid: int, mapped_file: str) -> dict:
         "pid": pid,
         "rss_mb": mb(whole["Rss"]), "pss_mb": mb(whole["Pss"]),
         "private_mb": mb(whole["Private_Clean"] + whole["Private_Dirty"]), "anon_mb": mb(whole["Anonymous"]),
-        "city_map": {"rss_mb": mb(city["Rss"]), "pss_mb": mb(city["Pss"]),
-                     "private_mb": mb(city["Private_Clean"] + city["Private_Dirty"])},
+        "city_map": {"mapped": mapped, "rss_mb": mb(city["Rss"]), "pss_mb": mb(city["Pss"]),
+                     "private_mb": mb(city["Private_Clean"] + city["Private_Dirty"]),
+                     "rss_kb": city["Rss"], "pss_kb": city["Pss"]},
     }
 
 
@@ -85,7 +88,7 @@ def _get_many(port: int, paths: list[str]) -> collections.Counter:
 
 
 def every_worker_mapped(stack: ServingStack, mapped: str) -> bool:
-    return all(process_memory(pid, mapped)["city_map"]["rss_mb"] > 0 for pid in stack.worker_pids())
+    return all(process_memory(pid, mapped)["city_map"]["mapped"] for pid in stack.worker_pids())
 
 
 def warm_with_single_lookups(stack: ServingStack, addresses: list[str], mapped: str, attempts: int = 10) -> int:
@@ -97,9 +100,9 @@ def warm_with_single_lookups(stack: ServingStack, addresses: list[str], mapped: 
     requests can find its City map not yet opened (CityDatabase race, reported on issue 7).
     Any other failure, or a 503 after the first round, stops the bench."""
     clients = stack.workers * stack.threads + stack.threads
-    per_client = max(1, len(addresses) // clients)
-    slices = [[f"/api/v1/lookup/{address}" for address in addresses[i * per_client:(i + 1) * per_client]]
-              for i in range(clients)]
+    per_client = max(50, len(addresses) // clients)
+    paths = [f"/api/v1/lookup/{address}" for address in addresses]
+    slices = [[paths[(i * per_client + j) % len(paths)] for j in range(per_client)] for i in range(clients)]
     with concurrent.futures.ThreadPoolExecutor(clients) as pool:
         first_burst_503 = 0
         for attempt in range(attempts):
@@ -132,7 +135,7 @@ def _row(stack: ServingStack, mapped: str) -> dict:
         "per_worker": per_worker,
         "master_pss_mb": master["pss_mb"],
         "total_pss_mb": round(master["pss_mb"] + sum(worker["pss_mb"] for worker in per_worker), 1),
-        "workers_with_city_map": sum(1 for worker in per_worker if worker["city_map"]["rss_mb"] > 0),
+        "workers_with_city_map": sum(1 for worker in per_worker if worker["city_map"]["mapped"]),
     }
 
 

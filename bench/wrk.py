@@ -48,10 +48,11 @@ def available() -> bool:
 
 def run(base_url: str, paths: list[str], *, connections: int, seconds: float, threads: int | None = None) -> dict:
     threads = threads or min(2, connections)
+    seconds = max(1, round(seconds))  # wrk takes whole seconds
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(SCRIPT % {"paths": ",".join(json.dumps(path) for path in paths)})
     try:
-        done = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
+        done = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
                                "--timeout", "10s", "-s", script.name, base_url],
                               capture_output=True, text=True, timeout=seconds + 60)
     finally:

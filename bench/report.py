@@ -1,0 +1,88 @@
+"""Results -> a Markdown table (one row per figure: ours, the ceiling, the ratio, the target)."""
+from __future__ import annotations
+
+
+def _met(flag) -> str:
+    if flag is None:
+        return "n/a"
+    return "yes" if flag else "**no**"
+
+
+def _ms(value) -> str:
+    return f"{value:.3g} ms" if value < 10 else f"{value:.0f} ms"
+
+
+def rows(results: dict) -> list[tuple]:
+    figures = results["figures"]
+    table = []
+    for item in figures.get("inprocess", []):
+        stages = item["stages_ns_per_lookup"]
+        table.append((f"1. In-process lookup, IP -> JSON bytes ({item['city_file']}, {item['addresses']:,} addresses)",
+                      f"{stages['full']['best_ns'] / 1000:.1f} µs", f"{stages['raw_get']['best_ns'] / 1000:.1f} µs "
+                      "(Reader.get)", f"{item['ratio']:.2f}x", "≤ 2.0x", _met(item["met"])))
+    http = figures.get("http")
+    if http:
+        app, ceiling = http["app"], http["ceiling"]
+        table.append((f"2. HTTP GET /api/v1/lookup/<ip> ({http['city_file']}, wrk {http['wrk']['threads']}t/"
+                      f"{http['wrk']['connections']}c/{http['wrk']['seconds']:g}s, {http['workers']} workers)",
+                      f"{app['requests_per_s']:,.0f} req/s (p50 {_ms(app['p50_ms'])}, p99 {_ms(app['p99_ms'])})",
+                      f"{ceiling['requests_per_s']:,.0f} req/s (p50 {_ms(ceiling['p50_ms'])}, p99 "
+                      f"{_ms(ceiling['p99_ms'])}), trivial app", f"{http['ratio']:.0%}", "≥ 60%", _met(http["met"])))
+        table.append(("2b. Server CPU per request (Nginx + uWSGI), same runs",
+                      f"{app['server_cpu_ms_per_request']:.3f} ms", f"{ceiling['server_cpu_ms_per_request']:.3f} ms",
+                      f"{http['cpu_ratio']:.2f}x", "(context)", "n/a"))
+    batch = figures.get("batch")
+    if batch:
+        table.append((f"3. Batch: {batch['addresses_per_request']:,} per POST vs single GETs ({batch['city_file']})",
+                      f"{batch['batch_addresses_per_s']:,.0f} addresses/s",
+                      f"{batch['single_addresses_per_s']:,.0f} addresses/s (single GETs)",
+                      f"{batch['ratio']:.1f}x", "≥ 20x", _met(batch["met"])))
+    tz = figures.get("timezones")
+    if tz and "table_rows" in tz:
+        table.extend(tuple(row) for row in tz["table_rows"])
+    elif tz:
+        table.append(("4. Time-zone fallback", tz.get("summary", "see JSON"), "", "", "", _met(tz.get("met"))))
+    dns = figures.get("dns")
+    if dns:
+        table.append((f"5a. Domain, DNS cache miss ({dns['names']:,} names, A+AAAA, local DNS server)",
+                      f"p50 {_ms(dns['miss']['p50_ms'])}, p99 {_ms(dns['miss']['p99_ms'])}",
+                      f"p50 {_ms(dns['ceiling_miss_raw_dns_query']['p50_ms'])} (one raw dnspython A query)",
+                      f"{dns['ratio_miss']:.2f}x", "(context)", "n/a"))
+        table.append(("5b. Domain, DNS cache hit",
+                      f"p50 {_ms(dns['hit']['p50_ms'])}, p99 {_ms(dns['hit']['p99_ms'])}",
+                      f"p50 {_ms(dns['ceiling_hit_ip_lookups']['p50_ms'])} (lookups of its 2 IPs)",
+                      f"{dns['ratio_hit']:.2f}x", f"miss/hit {dns['miss_over_hit_p50']:.1f}x", "n/a"))
+    memory = figures.get("memory")
+    if memory:
+        per_count = ", ".join(f"{row['workers']}w: {row['total_pss_mb']:.0f} MB" for row in memory["rows"])
+        first = memory["rows"][0]["per_worker"][0]
+        table.append((f"6. Memory per extra uWSGI worker ({memory['city_file']}, {memory['city_file_mb']:.0f} MB file)",
+                      f"{memory['worst_mb_per_extra_worker']:.1f} MB PSS (total {per_count})",
+                      f"30 MB budget; 1 worker: RSS {first['rss_mb']:.0f} MB, PSS {first['pss_mb']:.0f} MB, "
+                      f"heap {first['anon_mb']:.0f} MB", f"{memory['ratio']:.2f}x", "≤ 30 MB", _met(memory["met"])))
+    cold = figures.get("coldstart")
+    if cold:
+        table.append((f"7a. Cold start, stack spawn -> first lookup 200 ({cold['city_file']})", f"{cold['stack_s']:.2f} s",
+                      f"{cold['stack_ceiling_s']:.2f} s (trivial app)", f"{cold['ratio']:.2f}x", "(context)", "n/a"))
+        table.append(("7b. Cold start, python -c create_app + one lookup", f"{cold['process_s']:.2f} s",
+                      f"{cold['process_ceiling_s']:.2f} s (maxminddb open + get)", f"{cold['process_ratio']:.2f}x",
+                      "(context)", "n/a"))
+    return table
+
+
+def markdown(results: dict) -> str:
+    machine = results["machine"]
+    lines = [
+        f"Run {results['started']} on `{machine['host']}` ({machine['cpus']} cores, {machine['python']}), "
+        f"load average {machine['load_before'][0]:.1f} before / {machine['load_after'][0]:.1f} after; "
+        f"{results['duration_s']:.0f} s.",
+        "",
+        "| Figure | Easy GeoIP | Ceiling (same run) | Ratio | Target | Met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows(results):
+        lines.append("| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |")
+    skipped = results.get("skipped") or {}
+    for name, reason in skipped.items():
+        lines.append(f"\nNot measured: {name} ({reason}).")
+    return "\n".join(lines) + "\n"
