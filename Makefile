@@ -60,5 +60,10 @@ e2e: venv-dev
 	$(call apt_install,$(E2E_APT))
 	GEOIP_E2E=1 $(PY) -m pytest tests/e2e -s -v
 
+# Benchmarks (bench/README.md): every figure against its ceiling in one run, on real-size City files
+# cached outside the repo (~/.cache/easy-geoip); writes bench/results/, docs/bench-throughput.png, README table.
+bench: venv-dev
+	$(PY) -m bench.run --update-readme
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

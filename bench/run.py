@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     results["duration_s"] = round(time.time() - started, 1)
 
     json_path = args.out / f"{stem}.json"
-    json_path.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    json_path.write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str) + "\n")
     table = report.markdown(results)
     if results["failed"]:
         table += "".join(f"\nFailed: {name}: {reason.splitlines()[0]}\n" for name, reason in results["failed"].items())
