@@ -98,6 +98,9 @@ def run_rollback(config: UpdateConfig) -> UpdateResult:
                                 new_build_date=_date(previous_facts.build_epoch))
     except UpdateError as exc:
         return UpdateResult("failed", exc.exit_code, str(exc), error=exc.code)
+    except OSError as exc:
+        error = _local_error(exc, live)
+        return UpdateResult("failed", error.exit_code, str(error), error=error.code)
 
 
 def _swap_origins(state: UpdateState) -> UpdateState:

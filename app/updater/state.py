@@ -45,8 +45,10 @@ class UpdateState:
         return {name: getattr(self, name) for name in self.ORIGIN_FIELDS}
 
     def set_origin(self, origin: dict) -> None:
+        """Fields missing from `origin` go back to their defaults (unknown)."""
+        blank = type(self)()
         for name in self.ORIGIN_FIELDS:
-            setattr(self, name, origin.get(name, type(self)().__getattribute__(name)))
+            setattr(self, name, origin.get(name, getattr(blank, name)))
 
     @staticmethod
     def path_for(live_path: str) -> str:
