@@ -198,3 +198,28 @@ def test_cache_never_keeps_a_failure(tz_world_outage):
     time.sleep(0.15)
     assert index.zone_at(48.8566, 2.3522).name == "Europe/Paris"
     index.close()
+
+
+def test_a_forked_worker_makes_its_own_pool_and_leaves_the_parents_alone(index):
+    # uWSGI forks workers from a master; a connection shared across the fork would mix two
+    # processes' traffic on one socket.
+    import os
+
+    assert index.zone_at(48.8566, 2.3522).name == "Europe/Paris"  # parent pool exists now
+    parent_backend = index._run("SELECT pg_backend_pid()")
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        try:
+            answer = index.zone_at(51.5074, -0.1278).name.encode()
+        except BaseException as exc:
+            answer = repr(exc).encode()
+        os.write(writer, answer)
+        os._exit(0)
+    os.close(writer)
+    answer = os.read(reader, 200).decode()
+    os.close(reader)
+    os.waitpid(child, 0)
+    assert answer == "Europe/London"
+    assert index.zone_at(40.4168, -3.7038).name == "Europe/Madrid"
+    assert index._run("SELECT pg_backend_pid()") == parent_backend  # the very same session survived
