@@ -157,8 +157,15 @@ def test_cli_loads_reports_and_is_idempotent(database, tmp_path):
                            "has_table_privilege('cli_reader', 'tz_world_lookup', 'INSERT')") == [(True, False)]
 
 
-def test_cli_errors_are_clear(database):
+def test_cli_errors_are_clear(database, tmp_path):
     runner = CliRunner()
+    empty = tmp_path / "empty.pw"
+    empty.write_text("")
+    result = runner.invoke(load_tz_world_command, ["--dsn", database, "--zones", "Etc/GMT", "--reader-role", "r",
+                                                   "--reader-password-file", str(empty)])
+    assert result.exit_code == 1 and "non-empty password" in result.output
+    result = runner.invoke(load_tz_world_command, ["--dsn", database, "--reader-role", "r"])
+    assert result.exit_code == 2 and "go together" in result.output
     result = runner.invoke(load_tz_world_command, ["--dsn", database, "--zones", "Nowhere/Land"])
     assert result.exit_code == 1 and "unknown time zones: Nowhere/Land" in result.output
     result = runner.invoke(load_tz_world_command, ["--dsn", "postgresql://nobody:x@127.0.0.1:1/none"])

@@ -44,13 +44,10 @@ def load_tz_world_command(dsn, zones, force, subdivide, reader_role, reader_pass
     try:
         report = load_tz_world(dsn, zone_list, force=force, subdivide_max_vertices=subdivide, progress=progress)
         if reader_role:
-            password = reader_password_file.read_text().splitlines()[0] if reader_password_file.read_text() else ""
-            grant_reader(dsn, reader_role, password)
+            lines = reader_password_file.read_text().splitlines()
+            grant_reader(dsn, reader_role, lines[0] if lines else "")
     except (LoadError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except Exception as exc:  # psycopg2 errors from grant_reader, connection refused...
-        click.echo(f"error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}", err=True)
         sys.exit(1)
     if as_json:
         click.echo(json.dumps({**report.__dict__, "reader_role": reader_role}, indent=2))

@@ -266,6 +266,13 @@ def grant_reader(dsn: str, role: str, password: str) -> None:
     """
     if not password:
         raise ValueError("the reader role needs a non-empty password")
+    try:
+        _grant_reader(dsn, role, password)
+    except psycopg2.Error as exc:
+        raise LoadError(f"cannot set up the reader role: {_first_line(exc)}") from None
+
+
+def _grant_reader(dsn: str, role: str, password: str) -> None:
     connection = psycopg2.connect(dsn, connect_timeout=10)
     try:
         with connection, connection.cursor() as cursor:
