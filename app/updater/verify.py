@@ -1,29 +1,25 @@
 """Decide whether a candidate .mmdb may replace the live City database.
 
-It must open with the same C reader the workers use, say it is a City database, have a search tree
-that fits in the file, answer well-known addresses with location data, decode its first records,
-and not be older than the live file (unless forced).
+It must open with the same C reader the workers use (in a child process: see inspect_db.py), say
+it is a City database, have a search tree that fits in the file, answer well-known addresses with
+location data, decode its first records, and not be older than the live file (unless forced).
 """
 from __future__ import annotations
 
 import hashlib
-import ipaddress
-import itertools
+import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
-import maxminddb
-
 from .errors import ChecksumMismatch, InvalidDatabase, NotNewer
 
-# Addresses every City database places somewhere: MaxMind's own test networks (also present in
-# their real databases) and big public resolvers.
-PROBE_ADDRESSES = ("81.2.69.160", "89.160.20.112", "216.160.83.56", "8.8.8.8", "1.1.1.1",
-                   "2001:218::", "2a02:cf40::", "2001:4860:4860::8888")
-RECORDS_WALKED = 1000
-LOCATION_KEYS = ("city", "country", "continent", "location", "registered_country")
 FUTURE_SLACK = 7 * 86400
+INSPECT_TIMEOUT = 120.0
+_INSPECTOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inspect_db.py")
 
 
 @dataclass(frozen=True)
@@ -49,45 +45,41 @@ def read_facts(path: str, md5: str | None = None) -> DatabaseFacts:
     size = os.path.getsize(path)
     if size == 0:
         raise InvalidDatabase("the database file is empty")
-    try:
-        reader = maxminddb.open_database(path, maxminddb.MODE_MMAP_EXT)
-    except (maxminddb.InvalidDatabaseError, ValueError, OSError, UnicodeDecodeError, TypeError) as exc:
-        raise InvalidDatabase(f"not a readable MaxMind DB file ({_short(exc)})") from None
-    try:
-        meta = reader.metadata()
-        database_type = str(meta.database_type)
-        if "city" not in database_type.lower():
-            raise InvalidDatabase(f"not a City database: its type is {database_type!r}")
-        if meta.ip_version not in (4, 6):
-            raise InvalidDatabase(f"IP version {meta.ip_version} is not 4 or 6")
-        tree_bytes = meta.node_count * meta.record_size // 4
-        if meta.node_count < 1 or meta.record_size not in (24, 28, 32) or tree_bytes >= size:
-            raise InvalidDatabase(f"the search tree ({meta.node_count} nodes of {meta.record_size} bits) does not fit the file")
-        if meta.build_epoch > time.time() + FUTURE_SLACK:
-            raise InvalidDatabase("its build date lies in the future")
-        _probe(reader, meta.ip_version)
-        return DatabaseFacts(database_type, int(meta.build_epoch), meta.ip_version, meta.node_count,
-                             md5 or file_md5(path), size)
-    finally:
-        reader.close()
-
-
-def _probe(reader, ip_version: int) -> None:
-    hits = 0
-    try:
-        for address in PROBE_ADDRESSES:
-            if ip_version == 4 and ipaddress.ip_address(address).version == 6:
-                continue
-            record = reader.get(address)
-            if isinstance(record, dict) and any(key in record for key in LOCATION_KEYS):
-                hits += 1
-        # Decoding the first records catches a corrupt data section the probes happened to miss.
-        for _ in itertools.islice(iter(reader), RECORDS_WALKED):
-            pass
-    except (maxminddb.InvalidDatabaseError, ValueError, UnicodeDecodeError, TypeError, OverflowError) as exc:
-        raise InvalidDatabase(f"its data section is corrupt ({_short(exc)})") from None
-    if hits == 0:
+    report = _inspect_in_child(path)
+    if not report["ok"]:
+        problem = {"open": "not a readable MaxMind DB file", "metadata": "its metadata is corrupt",
+                   "data": "its data section is corrupt"}[report["stage"]]
+        raise InvalidDatabase(f"{problem} ({report['error']})")
+    database_type = report["database_type"]
+    if "city" not in database_type.lower():
+        raise InvalidDatabase(f"not a City database: its type is {database_type!r}")
+    if report["ip_version"] not in (4, 6):
+        raise InvalidDatabase(f"IP version {report['ip_version']} is not 4 or 6")
+    node_count, record_size = report["node_count"], report["record_size"]
+    if node_count < 1 or record_size not in (24, 28, 32) or node_count * record_size // 4 >= size:
+        raise InvalidDatabase(f"the search tree ({node_count} nodes of {record_size} bits) does not fit the file")
+    if report["build_epoch"] > time.time() + FUTURE_SLACK:
+        raise InvalidDatabase("its build date lies in the future")
+    if report["hits"] == 0:
         raise InvalidDatabase("it answers none of the well-known sanity addresses with a location")
+    return DatabaseFacts(database_type, report["build_epoch"], report["ip_version"], node_count,
+                         md5 or file_md5(path), size)
+
+
+def _inspect_in_child(path: str) -> dict:
+    """inspect_db.py in its own process: a reader that crashes on a damaged file takes only the child."""
+    try:
+        done = subprocess.run([sys.executable, "-I", _INSPECTOR, path], capture_output=True, text=True,
+                              timeout=INSPECT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise InvalidDatabase(f"reading it took more than {INSPECT_TIMEOUT:g} s: refused") from None
+    if done.returncode < 0:
+        name = signal.Signals(-done.returncode).name
+        raise InvalidDatabase(f"the MaxMind DB reader crashed on it ({name}): refused")
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise InvalidDatabase(f"it could not be inspected (exit status {done.returncode})") from None
 
 
 def check_replaces(candidate: DatabaseFacts, live: DatabaseFacts | None, expected_md5: str | None, force: bool) -> None:
@@ -100,8 +92,3 @@ def check_replaces(candidate: DatabaseFacts, live: DatabaseFacts | None, expecte
 
 def _date(epoch: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(epoch))
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:160]
