@@ -18,7 +18,26 @@ echo "cannot pull $IMAGE: building it with debootstrap from $MIRROR"
 root="$(mktemp -d /tmp/bookworm-root.XXXXXX)"
 trap 'rm -rf "$root"' EXIT
 debootstrap --variant=minbase bookworm "$root" "$MIRROR"
-# What the official slim image drops: package lists, docs, man pages.
-rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/usr/share/doc/* "$root"/usr/share/man/*
+# Slim like the official image: no downloaded .debs, package lists, docs (copyright notices
+# stay), man pages or translations, now and for every package installed on top later.
+cat > "$root/etc/dpkg/dpkg.cfg.d/slim" <<'CFG'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/info/*
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/locale/*
+path-exclude /usr/share/lintian/*
+CFG
+cat > "$root/etc/apt/apt.conf.d/docker-clean" <<'CFG'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+CFG
+echo 'APT::Install-Recommends "false";' > "$root/etc/apt/apt.conf.d/docker-no-recommends"
+find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin \
+    "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/*
 tar -C "$root" -c . | docker import -c 'CMD ["bash"]' - "$IMAGE"
 echo "imported $IMAGE"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import http.client
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -125,16 +126,25 @@ class NativeStack:
                 os.chown(path, self._account.pw_uid, self._account.pw_gid)
 
     def wait_ready(self, path: str = "/healthz") -> None:
-        """Until Nginx answers 200 on `path` through uWSGI and every worker is up."""
+        """Until Nginx answers 200 on `path` through uWSGI and every worker has loaded the app."""
         deadline = time.monotonic() + self.ready_timeout
         while True:
             if self.process.poll() is not None:
                 raise StackError(f"supervisord exited with {self.process.returncode}:\n{self.log()[-4000:]}")
-            if self._status(path) == 200 and len(self.worker_pids()) == self.workers:
+            if self._status(path) == 200 and self.workers_loaded():
                 return
             if time.monotonic() > deadline:
                 raise StackError(f"not ready after {self.ready_timeout:.0f} s:\n{self.log()[-4000:]}")
             time.sleep(0.2)
+
+    def workers_loaded(self) -> bool:
+        """Every uWSGI worker has loaded the app (lazy-apps: each one after its fork, and reported
+        it in the log as "WSGI app 0 ... ready ... pid: N")."""
+        workers = self.worker_pids()
+        if len(workers) != self.workers:
+            return False
+        log = self.log()
+        return all(re.search(rf"WSGI app \d+ \(mountpoint='[^']*'\) ready in .* pid: {pid}\b", log) for pid in workers)
 
     def _status(self, path: str) -> int | None:
         try:
