@@ -66,7 +66,17 @@ def update_from(live: Path, source: str, **options):
     return run_update(UpdateConfig(city_db_path=str(live), http_timeout=5), UpdateOptions(source=source, **options))
 
 
+def invoke(live: Path, *args) -> subprocess.CompletedProcess:
+    """The real click command, in this process (faster than a new interpreter per call)."""
+    from click.testing import CliRunner
+
+    import cli as command_line
+    result = CliRunner().invoke(command_line.cli, list(args), env={"GEOIP_CITY_DB": str(live)}, catch_exceptions=False)
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
 def cli(live: Path, *args, env=None, **kwargs) -> subprocess.CompletedProcess:
+    """The command in its own process, where signals, locks held by others or log output matter."""
     environment = {**os.environ, "GEOIP_CITY_DB": str(live), "UPDATE_HTTP_TIMEOUT": "5", **(env or {})}
     return subprocess.run([sys.executable, "cli.py", *args], cwd=ROOT, env=environment, capture_output=True,
                           text=True, timeout=60, **kwargs)
@@ -252,26 +262,26 @@ def test_rollback_swaps_back_and_forth(tmp_path, live, built):
     new = tmp_path / "v3.mmdb"
     new.write_bytes(built(3))
     assert update_from(live, str(new)).outcome == "updated"
-    done = cli(live, "update-db", "--rollback", "--json")
+    done = invoke(live, "update-db", "--rollback", "--json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["outcome"] == "rolled_back" and summary["new_build_date"] < summary["old_build_date"]
     assert live.read_bytes() == v2 and Path(str(live) + ".previous").read_bytes() == new.read_bytes()
     assert UpdateState.load(str(live)).previous["source"] == "file"
-    assert cli(live, "update-db", "--rollback").returncode == 0
+    assert invoke(live, "update-db", "--rollback").returncode == 0
     assert live.read_bytes() == new.read_bytes()
     assert UpdateState.load(str(live)).source == "file"
 
 
 def test_rollback_without_previous_fails_plainly(live):
-    done = cli(live, "update-db", "--rollback")
+    done = invoke(live, "update-db", "--rollback")
     assert done.returncode == ExitCode.FAILED and "no previous database" in done.stderr
 
 
 def test_rollback_refuses_a_broken_previous(live):
     Path(str(live) + ".previous").write_bytes(b"not a database")
     before = live.read_bytes()
-    done = cli(live, "update-db", "--rollback")
+    done = invoke(live, "update-db", "--rollback")
     assert done.returncode == ExitCode.FAILED and "not usable" in done.stderr
     assert live.read_bytes() == before
 
@@ -282,22 +292,22 @@ def test_rollback_refuses_a_broken_previous(live):
 def test_json_summary_and_exit_codes(tmp_path, live, built):
     new = tmp_path / "v3.mmdb.gz"
     new.write_bytes(gzip_bytes(built(3)))
-    done = cli(live, "update-db", "--source", str(new), "--json")
+    done = invoke(live, "update-db", "--source", str(new), "--json")
     assert done.returncode == ExitCode.UPDATED, done.stderr
     summary = json.loads(done.stdout)
     assert summary["outcome"] == "updated" and summary["source"] == "file"
     assert summary["old_build_date"] < summary["new_build_date"]
     assert len(summary["md5"]) == 32 and summary["bytes"] == live.stat().st_size and summary["seconds"] >= 0
-    again = cli(live, "update-db", "--source", str(new), "--json")
+    again = invoke(live, "update-db", "--source", str(new), "--json")
     assert again.returncode == ExitCode.ALREADY_CURRENT and json.loads(again.stdout)["outcome"] == "current"
-    skipped = cli(live, "update-db", "--source", "/nonexistent/file.mmdb", "--if-older-than", "24h", "--json")
+    skipped = invoke(live, "update-db", "--source", "/nonexistent/file.mmdb", "--if-older-than", "24h", "--json")
     assert skipped.returncode == ExitCode.ALREADY_CURRENT and json.loads(skipped.stdout)["outcome"] == "skipped"
-    failed = cli(live, "update-db", "--source", "/nonexistent/file.mmdb", "--if-older-than", "0s")
+    failed = invoke(live, "update-db", "--source", "/nonexistent/file.mmdb", "--if-older-than", "0s")
     assert failed.returncode == ExitCode.FAILED and "does not exist" in failed.stderr
     assert "Traceback" not in failed.stderr
-    usage = cli(live, "update-db", "--rollback", "--force")
+    usage = invoke(live, "update-db", "--rollback", "--force")
     assert usage.returncode == ExitCode.USAGE
-    bad_duration = cli(live, "update-db", "--retry-for", "soon")
+    bad_duration = invoke(live, "update-db", "--retry-for", "soon")
     assert bad_duration.returncode == ExitCode.USAGE and "duration" in bad_duration.stderr
 
 
@@ -357,7 +367,7 @@ def test_status_shows_source_and_last_check(tmp_path, live, built):
     assert lines[0].startswith(f"source file: {new}, installed 20")
     assert lines[1].startswith("last check 20") and lines[1].endswith("(updated)")
     assert "--rollback" in lines[2]
-    done = cli(live, "status")
+    done = invoke(live, "status")
     assert "updates:      last check" in done.stdout and "source file" in done.stdout, done.stdout + done.stderr
     failed = update_from(live, str(tmp_path / "missing.mmdb"))
     lines = status_lines(str(live))
