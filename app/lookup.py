@@ -167,4 +167,8 @@ class LookupService:
 
 def _error_item(raw, error: GeoIPError) -> dict:
     query = raw.strip() if isinstance(raw, str) and len(raw) <= MAX_TARGET_LENGTH else None
+    # Control characters are not echoed, and a lone surrogate (valid in JSON text, not in UTF-8)
+    # could not even be serialised: both are unprintable.
+    if query is not None and not query.isprintable():
+        query = None
     return {"query": query, "error": error.to_dict()}
