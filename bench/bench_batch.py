@@ -9,6 +9,9 @@ import http.client
 import json
 import time
 
+from pathlib import Path
+
+from . import profiles
 from .stack import ServingStack
 
 TARGET_RATIO = 20.0
@@ -48,7 +51,10 @@ def batch(client: _Client, addresses: list[str]) -> float:
     return elapsed
 
 
-def measure(city_file, addresses: list[str], rounds: int = 3, workers: int | None = None) -> dict:
+def measure(city_file, addresses: list[str], rounds: int = 3, workers: int | None = None,
+            profile_to: Path | None = None) -> dict:
+    """`profile_to`: when the target is missed, py-spy records every worker during extra batches
+    (after the measured rounds) into this file."""
     addresses = addresses[:1000]
     with ServingStack(city_file.path, workers=workers) as stack:
         client = _Client(stack.port)
@@ -62,12 +68,15 @@ def measure(city_file, addresses: list[str], rounds: int = 3, workers: int | Non
                 cpu = stack.cpu_seconds()
                 batch_times.append(batch(client, addresses))
                 batch_cpu.append(stack.cpu_seconds() - cpu)
+            count = len(addresses)
+            single_rate = count / min(single_times)
+            batch_rate = count / min(batch_times)
+            ratio = batch_rate / single_rate
+            profile = None
+            if ratio < TARGET_RATIO and profile_to is not None and profiles.py_spy_available():
+                profile = _profile_batches(stack, client, addresses, profile_to)
         finally:
             client.close()
-    count = len(addresses)
-    single_rate = count / min(single_times)
-    batch_rate = count / min(batch_times)
-    ratio = batch_rate / single_rate
     return {
         "city_file": city_file.label,
         "addresses_per_request": count,
@@ -81,4 +90,22 @@ def measure(city_file, addresses: list[str], rounds: int = 3, workers: int | Non
         "ratio": round(ratio, 1),
         "target": f">= {TARGET_RATIO:g}x the single GETs' addresses/s",
         "met": ratio >= TARGET_RATIO,
+        "worker_profile": profile,
     }
+
+
+def _profile_batches(stack, client: _Client, addresses: list[str], output: Path, seconds: int = 4) -> dict:
+    """py-spy on every worker (we cannot tell which one uWSGI hands the batch to), merged."""
+    parts = [output.with_name(f"{output.stem}.{pid}{output.suffix}") for pid in stack.worker_pids()]
+    recorders = [profiles.record_worker(pid, seconds, part) for pid, part in zip(stack.worker_pids(), parts)]
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        batch(client, addresses)
+    for recorder in recorders:
+        recorder.communicate(timeout=60)
+    with open(output, "w") as merged:
+        for part in parts:
+            if part.exists():
+                merged.write(part.read_text())
+                part.unlink()
+    return {"file": output.name} | profiles.summarise_collapsed(output)

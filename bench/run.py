@@ -33,7 +33,7 @@ README_END = "<!-- bench:end -->"
 FIGURES = ("inprocess", "http", "batch", "timezones", "dns", "memory", "coldstart")
 
 FULL = {"inprocess_addresses": 100_000, "inprocess_rounds": 3, "http_addresses": 10_000, "http_seconds": 10,
-        "curve_seconds": 3, "curve_connections": bench_http.CURVE_CONNECTIONS, "batch_rounds": 3, "dns_names": 1000,
+        "curve_seconds": 2, "curve_connections": bench_http.CURVE_CONNECTIONS, "batch_rounds": 3, "dns_names": 1000,
         "memory_workers": bench_memory.WORKER_COUNTS, "coldstart_repeats": 3}
 QUICK = {"inprocess_addresses": 400, "inprocess_rounds": 1, "http_addresses": 200, "http_seconds": 1,
          "curve_seconds": 0.5, "curve_connections": (1, 4), "batch_rounds": 1, "dns_names": 20,
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             if not item["met"]:
                 profile_path = args.out / f"{stem}-profile-inprocess-{city.label}.txt"
                 item["profile"] = {"file": profile_path.name, "self_time": bench_inprocess.profile(
-                    city, ipv4[: min(20_000, sizes["inprocess_addresses"])], profile_path)}
+                    city, ipv4[: min(10_000, sizes["inprocess_addresses"])], profile_path)}
             figures.append(item)
         return figures
 
@@ -104,10 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         main_file, located, seconds=sizes["http_seconds"], curve_seconds=sizes["curve_seconds"],
         curve_connections=sizes["curve_connections"],
         profile_to=None if args.quick else args.out / f"{stem}-profile-http-worker.txt"))
-    figure("batch", lambda: bench_batch.measure(main_file, located, rounds=sizes["batch_rounds"]))
+    figure("batch", lambda: bench_batch.measure(
+        main_file, located, rounds=sizes["batch_rounds"],
+        profile_to=None if args.quick else args.out / f"{stem}-profile-batch-workers.txt"))
     figure("timezones", lambda: timezones(args.quick))
     figure("dns", lambda: bench_dns.measure(main_file, located, located_v6, count=sizes["dns_names"]))
-    figure("memory", lambda: bench_memory.measure(main_file, located, worker_counts=sizes["memory_workers"]))
+    figure("memory", lambda: bench_memory.measure(main_file, located, worker_counts=sizes["memory_workers"],
+                                                  try_shared_import=not args.quick))
     figure("coldstart", lambda: bench_coldstart.measure(main_file, located[0], repeats=sizes["coldstart_repeats"]))
 
     if "timezones" in results["figures"] and results["figures"]["timezones"].get("skipped"):

@@ -13,7 +13,8 @@ import pytest
 from mmdb_writer import MMDBWriter, MmdbF64, MmdbU16
 from netaddr import IPSet
 
-from bench import run
+from app.http.responses import json_response
+from bench import bench_inprocess, run
 
 pytestmark = pytest.mark.slow
 
@@ -73,3 +74,11 @@ def test_harness_produces_every_figure(tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (out / json_path.name.replace(".json", ".md")).read_text()
     assert "| 2. HTTP GET" in table and "| 6. Memory" in table
+
+
+def test_in_process_figure_serialises_like_the_http_layer(tmp_path):
+    """Figure 1's JSON bytes are exactly the body json_response sends."""
+    services = bench_inprocess.open_services(str(wide_city_db(tmp_path / "wide-city.mmdb")))
+    for address in ("81.2.69.160", "200.1.2.3", "2a00:1450::1"):
+        document = services.lookup.lookup(address)
+        assert bench_inprocess.json_bytes(document) == json_response(document).get_data()
