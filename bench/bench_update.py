@@ -10,10 +10,12 @@ checks cost over a plain copy. All figures are measured in one run, on this mach
 3. The update pipeline on a real-size file (DB-IP City Lite, ~100 MB): `update-db --source
    FILE` (copy + md5 + open + probes + walk + fsync + rename) over the least any safe updater does,
    a copy + md5 + fsync of the same file (what geoipupdate does). Target ratio: under 1.5, i.e. the
-   checks and the atomic install add less than half again. Best of 3 each (a shared machine only
+   checks and the atomic install add less than half again. Best of 5 each (a shared machine only
    ever adds time).
 
     .venv/bin/python -m bench.bench_update
+
+Writes bench/results/update-<UTC date-time>.json and .md; `measure()` is what bench/run.py can call.
 """
 from __future__ import annotations
 
@@ -89,6 +91,8 @@ class _Clients:
 
 def swap_figures(work: Path) -> dict:
     live = build_city_db(work / "v1.mmdb", 1)
+    # Built beforehand: during the swaps this process should only do what an updater does.
+    candidates = {version: build_city_db(work / f"v{version}.mmdb", version) for version in range(2, SWAPS + 2)}
     with NativeStack(live, env={"GEOIP_RATE_LIMIT": "0"}, workers=2, threads=4) as stack, _Clients(stack.url) as clients:
         deadline = time.monotonic() + 30
         while clients.serving(1, 0) is None and time.monotonic() < deadline:
@@ -96,8 +100,8 @@ def swap_figures(work: Path) -> dict:
         swap_start = time.perf_counter()
         latencies = []
         for version in range(2, SWAPS + 2):
-            candidate = build_city_db(work / f"v{version}.mmdb", version)
-            result = run_update(UpdateConfig(city_db_path=str(stack.city_db)), UpdateOptions(source=str(candidate)))
+            result = run_update(UpdateConfig(city_db_path=str(stack.city_db)),
+                                UpdateOptions(source=str(candidates[version])))
             assert result.outcome == "updated", result.message
             renamed = time.perf_counter()
             while (switched := clients.serving(version, renamed)) is None and time.perf_counter() - renamed < 10:
@@ -144,7 +148,7 @@ def _update_once(source: Path, work: Path, round_number: int) -> float:
     return result.seconds
 
 
-def pipeline_figures(work: Path, rounds: int = 3) -> dict:
+def pipeline_figures(work: Path, rounds: int = 5) -> dict:
     city = dbip_lite()
     baseline, update = [], []
     for round_number in range(rounds):
@@ -165,5 +169,34 @@ def measure() -> dict:
     return figures
 
 
+def table_rows(figures: dict) -> list[tuple[str, str, str, str]]:
+    swap, load, pipeline = figures["swap_latency_s"], figures["requests_during_swaps"], figures["pipeline"]
+    return [
+        ("rename to every worker serving it (10 swaps, max)", f"{swap['max']:.3f} s (median {swap['median']:.3f})",
+         f"< {swap['target_max']:g} s", "yes" if swap["met"] else "NO"),
+        ("failed requests during 10 swaps", f"{load['failed']} of {load['count']}", "0",
+         "yes" if load["failed"] == 0 else "NO"),
+        ("p99 during swaps / p99 steady", f"{load['p99_ratio']} ({load['p99_ms_during']} / {load['p99_ms_steady']} ms)",
+         f"< {load['target_ratio']:g}", "yes" if load["met"] else "NO"),
+        (f"update-db of a {pipeline['file']['size_mb']} MB file / copy+md5+fsync",
+         f"{pipeline['ratio']} ({pipeline['update_s']} / {pipeline['copy_md5_fsync_s']} s)",
+         f"< {pipeline['target_ratio']:g}", "yes" if pipeline["met"] else "NO"),
+    ]
+
+
+def write_results(figures: dict) -> Path:
+    results_dir = Path(__file__).resolve().parent / "results"
+    results_dir.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%MZ", time.gmtime())
+    target = results_dir / f"update-{stamp}.json"
+    target.write_text(json.dumps(figures, indent=2) + "\n")
+    lines = ["| figure | measured | target | met |", "|---|---|---|---|"]
+    lines += [f"| {' | '.join(row)} |" for row in table_rows(figures)]
+    target.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    return target
+
+
 if __name__ == "__main__":
-    print(json.dumps(measure(), indent=2))
+    results = measure()
+    print(json.dumps(results, indent=2))
+    print(f"written to {write_results(results)}")

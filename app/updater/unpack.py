@@ -27,7 +27,7 @@ RATIO_FLOOR = 16 << 20
 
 @dataclass(frozen=True)
 class Unpacked:
-    md5: str
+    md5: str | None  # None for a bare .mmdb: verify.py hashes it while the reader checks it
     size: int
     member: str | None  # name of the .mmdb inside an archive
 
@@ -73,7 +73,8 @@ class _Bounded(io.RawIOBase):
 
 
 def unpack(raw_path: str, dest_path: str, max_bytes: int) -> Unpacked:
-    """Write the .mmdb held in raw_path to dest_path (a new file); return its md5 and size."""
+    """Write the .mmdb held in raw_path to dest_path (a new file); return its size (and md5 when
+    computed on the way)."""
     try:
         with open(raw_path, "rb") as raw:
             magic = raw.read(4)
@@ -131,11 +132,7 @@ def _copy_plain(raw_path: str, dest_path: str, max_bytes: int) -> Unpacked:
     if size > max_bytes:
         raise InvalidDatabase(f"the database is larger than the {max_bytes} bytes allowed")
     shutil.copyfile(raw_path, dest_path)
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(dest_path, "rb") as copied:
-        while chunk := copied.read(CHUNK):
-            digest.update(chunk)
-    return Unpacked(digest.hexdigest(), size, None)
+    return Unpacked(None, size, None)
 
 
 def _copy(source, dest_path: str, max_bytes: int, member: str | None) -> Unpacked:

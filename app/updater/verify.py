@@ -45,7 +45,14 @@ def read_facts(path: str, md5: str | None = None) -> DatabaseFacts:
     size = os.path.getsize(path)
     if size == 0:
         raise InvalidDatabase("the database file is empty")
-    report = _inspect_in_child(path)
+    child = _start_inspection(path)
+    try:
+        digest = md5 or file_md5(path)  # while the child reads the file (in the page cache for both)
+    except BaseException:
+        child.kill()
+        child.communicate()
+        raise
+    report = _inspection_report(child)
     if not report["ok"]:
         problem = {"open": "not a readable MaxMind DB file", "metadata": "its metadata is corrupt",
                    "data": "its data section is corrupt"}[report["stage"]]
@@ -62,24 +69,29 @@ def read_facts(path: str, md5: str | None = None) -> DatabaseFacts:
         raise InvalidDatabase("its build date lies in the future")
     if report["hits"] == 0:
         raise InvalidDatabase("it answers none of the well-known sanity addresses with a location")
-    return DatabaseFacts(database_type, report["build_epoch"], report["ip_version"], node_count,
-                         md5 or file_md5(path), size)
+    return DatabaseFacts(database_type, report["build_epoch"], report["ip_version"], node_count, digest, size)
 
 
-def _inspect_in_child(path: str) -> dict:
+def _start_inspection(path: str) -> subprocess.Popen:
     """inspect_db.py in its own process: a reader that crashes on a damaged file takes only the child."""
+    return subprocess.Popen([sys.executable, "-I", _INSPECTOR, path], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+
+
+def _inspection_report(child: subprocess.Popen) -> dict:
     try:
-        done = subprocess.run([sys.executable, "-I", _INSPECTOR, path], capture_output=True, text=True,
-                              timeout=INSPECT_TIMEOUT)
+        stdout, _ = child.communicate(timeout=INSPECT_TIMEOUT)
     except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
         raise InvalidDatabase(f"reading it took more than {INSPECT_TIMEOUT:g} s: refused") from None
-    if done.returncode < 0:
-        name = signal.Signals(-done.returncode).name
+    if child.returncode < 0:
+        name = signal.Signals(-child.returncode).name
         raise InvalidDatabase(f"the MaxMind DB reader crashed on it ({name}): refused")
     try:
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        return json.loads(stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        raise InvalidDatabase(f"it could not be inspected (exit status {done.returncode})") from None
+        raise InvalidDatabase(f"it could not be inspected (exit status {child.returncode})") from None
 
 
 def check_replaces(candidate: DatabaseFacts, live: DatabaseFacts | None, expected_md5: str | None, force: bool) -> None:
