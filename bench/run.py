@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     figure("http", lambda: bench_http.measure(
         main_file, located, seconds=sizes["http_seconds"], curve_seconds=sizes["curve_seconds"],
         curve_connections=sizes["curve_connections"],
-        profile_to=None if args.quick else args.out / f"{stem}-profile-http-worker.txt"))
+        profile_to=None if args.quick else args.out / f"{stem}-profile-http-worker.txt", try_fast_path=not args.quick))
     figure("batch", lambda: bench_batch.measure(
         main_file, located, rounds=sizes["batch_rounds"],
         profile_to=None if args.quick else args.out / f"{stem}-profile-batch-workers.txt"))

@@ -6,7 +6,8 @@ start_nginx.py, nginx.conf, site.conf), as `nobody`. This module adds what the b
 
 - The ceiling: the same stack serving bench/trivial_app.py. supervisord starts `uwsgi --ini
   docker/uwsgi.ini` from PATH; for the ceiling, PATH starts with bench/ceiling_bin, whose `uwsgi`
-  runs the real one with the same arguments plus `--module bench.trivial_app:application`. Every
+  runs the real one with the same arguments plus `--module $BENCH_WSGI_MODULE` (here
+  bench.trivial_app:application; the experiments use their own module the same way). Every
   other setting (workers, threads, socket, buffers, Nginx) is the production one, and nothing in
   the production app or configs knows the ceiling exists.
 - GEOIP_RATE_LIMIT=0: the per-client limit (20 r/s by default) would otherwise time the limiter.
@@ -27,6 +28,7 @@ from tests.support.native_stack import NativeStack, StackError
 REPO = Path(__file__).resolve().parent.parent
 CEILING_BIN = Path(__file__).resolve().parent / "ceiling_bin"
 PRODUCTION_THREADS = 8
+TRIVIAL_APP = "bench.trivial_app:application"
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 __all__ = ["ServingStack", "StackError", "REPO"]
@@ -36,12 +38,16 @@ class ServingStack(NativeStack):
     """`with ServingStack(city_path, ceiling=False) as stack:` then `stack.base_url`, `stack.get(path)`."""
 
     def __init__(self, city_path, *, ceiling: bool = False, workers: int | None = None,
-                 threads: int = PRODUCTION_THREADS, ready_path: str = "/healthz", env: dict | None = None):
+                 threads: int = PRODUCTION_THREADS, ready_path: str = "/healthz", env: dict | None = None,
+                 wsgi_module: str | None = None):
+        """`ceiling=True` serves the trivial app; `wsgi_module` any other bench module (experiments)."""
         environment = {"GEOIP_RATE_LIMIT": "0"}
         self.ceiling = ceiling
-        if ceiling:
+        wsgi_module = TRIVIAL_APP if ceiling else wsgi_module
+        if wsgi_module:
             real_bin = Path(os.sys.executable).parent
             environment["BENCH_REAL_UWSGI"] = str(real_bin / "uwsgi")
+            environment["BENCH_WSGI_MODULE"] = wsgi_module
             environment["PATH"] = f"{CEILING_BIN}:{real_bin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
         environment.update(env or {})
         super().__init__(city_path, env=environment, workers=workers or os.cpu_count() or 1, threads=threads)
