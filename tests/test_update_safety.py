@@ -38,7 +38,9 @@ def live(tmp_path) -> Path:
     directory.mkdir()
     path = directory / "city.mmdb"
     build_city_db(path, 2)
-    return path
+    yield path
+    # Whatever happened, success or failure, no temporary stays beside the database.
+    assert leftovers(path) == []
 
 
 @pytest.fixture
@@ -157,6 +159,7 @@ def test_an_older_database_needs_force(tmp_path, live, built):
     result = update_from(live, str(older))
     assert (result.outcome, result.exit_code) == ("current", ExitCode.ALREADY_CURRENT)
     assert "--force" in result.message and live.read_bytes() == before
+    assert leftovers(live) == []
     forced = update_from(live, str(older), force=True)
     assert forced.outcome == "updated" and live.read_bytes() == older.read_bytes()
 
@@ -168,6 +171,7 @@ def test_the_same_file_again_is_already_current(tmp_path, live):
     result = update_from(live, str(copy))
     assert (result.outcome, result.exit_code) == ("current", ExitCode.ALREADY_CURRENT)
     assert live.stat().st_ino == inode  # not even renamed: workers keep their map
+    assert leftovers(live) == []
 
 
 def test_install_is_a_rename_and_keeps_the_old_inode_as_previous(tmp_path, live, built):

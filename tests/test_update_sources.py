@@ -52,7 +52,9 @@ def versions(tmp_path) -> dict[int, bytes]:
 def live(tmp_path) -> Path:
     directory = tmp_path / "data"
     directory.mkdir()
-    return directory / "city.mmdb"
+    yield directory / "city.mmdb"
+    # Whatever happened, success or failure, no temporary stays beside the database.
+    assert leftovers(directory / "city.mmdb") == []
 
 
 def maxmind_config(live: Path, server: FakeHttpServer, key: str = "secret-key") -> UpdateConfig:

@@ -193,9 +193,8 @@ def _update_from(source: Source, config: UpdateConfig, options: UpdateOptions, s
             base["new_build_date"] = old_build
             return UpdateResult("current", exc.exit_code, str(exc), **base)
         install(candidate, live)
-    except BaseException:
-        remove_quietly(candidate)
-        raise
+    finally:
+        remove_quietly(candidate)  # gone already once installed (renamed); otherwise it must not stay
     log.info("installed %s: %s from %s (%s), built %s", live, facts.database_type, source.name, fetched.detail,
              _date(facts.build_epoch))
     return UpdateResult("updated", ExitCode.UPDATED,
