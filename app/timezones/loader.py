@@ -194,16 +194,21 @@ def _build_lookup(cursor, max_vertices: int, report: LoadReport) -> None:
     cursor.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (tzid)")
                    .format(world, _staged("tz_world_pkey")))
     cursor.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(_staged("tz_world_geom_idx"), world))
-    cursor.execute(sql.SQL(
-        "CREATE TABLE {} (tzid text NOT NULL, geom geometry(Polygon, 4326) NOT NULL)"
-    ).format(lookup))
+    # Subdividing is most of the load's time. CREATE TABLE AS (unlike INSERT ... SELECT) may run in
+    # parallel workers, which see this transaction's uncommitted staging table; the zone table's heap
+    # is tiny (the polygons are TOASTed), so the planner must be told a parallel scan is worth it.
+    for setting in ("parallel_setup_cost = 0", "parallel_tuple_cost = 0", "min_parallel_table_scan_size = 0"):
+        cursor.execute("SET LOCAL " + setting)
+    cursor.execute(sql.SQL("ALTER TABLE {} SET (parallel_workers = 2)").format(world))
     # ST_Subdivide of a valid polygon yields polygons; the type filter only guards degenerate slivers
     cursor.execute(sql.SQL(
-        "INSERT INTO {} (tzid, geom) "
-        "SELECT tzid, piece FROM {}, LATERAL ST_Subdivide(geom, %s) AS piece "
+        "CREATE TABLE {} AS "
+        "SELECT tzid, piece::geometry(Polygon, 4326) AS geom FROM {}, LATERAL ST_Subdivide(geom, %s) AS piece "
         "WHERE GeometryType(piece) = 'POLYGON'"
     ).format(lookup, world), (max_vertices,))
     report.pieces = cursor.rowcount
+    cursor.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN tzid SET NOT NULL, ALTER COLUMN geom SET NOT NULL").format(lookup))
+    cursor.execute(sql.SQL("ALTER TABLE {} RESET (parallel_workers)").format(world))
     cursor.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(_staged("tz_world_lookup_geom_idx"), lookup))
     cursor.execute(sql.SQL("SELECT coalesce(sum(ST_NPoints(geom)), 0) FROM {}").format(world))
     report.vertices = int(cursor.fetchone()[0])
