@@ -2,7 +2,7 @@
 
 timezone-boundary-builder has deliberately overlapping zones (Asia/Shanghai and Asia/Urumqi in
 Xinjiang, Asia/Hebron and Asia/Jerusalem in the West Bank, Africa/Juba and Africa/Khartoum around
-Abyei), and a point exactly on a border is covered by both neighbours. The rule:
+Abyei, Asia/Shanghai and Asia/Thimphu on the disputed China-Bhutan border), and a point exactly on a border is covered by both neighbours. The rule:
 
 1. a land zone beats an ocean zone (Etc/GMT±N), so a point on the coastline is on land;
 2. then the smallest tzid in code-point order (SQL: COLLATE "C") wins.
