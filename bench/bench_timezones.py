@@ -220,6 +220,7 @@ def measure(quick: bool = False, dsn: str | None = None, points: int | None = No
     points = points or (2_000 if quick else 100_000)
     latency_points = latency_points or (500 if quick else 10_000)
     server = None
+    dsn_given = dsn is not None
     try:
         if dsn:
             load = _load_info(dsn)
@@ -233,23 +234,30 @@ def measure(quick: bool = False, dsn: str | None = None, points: int | None = No
             server.close()
     speedup = latency["plain"]["p50_ms"] / latency["subdivided"]["p50_ms"]
     floor = latency["round_trip"]["p50_ms"]
-    net_speedup = (latency["plain"]["p50_ms"] - floor) / max(latency["subdivided"]["p50_ms"] - floor, 1e-6)
+    net_work = latency["subdivided"]["p50_ms"] - floor
+    net_speedup = (latency["plain"]["p50_ms"] - floor) / net_work if net_work > 0 else None
     met = {
         "speedup_p50": speedup >= TARGETS["speedup_p50"],
         "subdivided_p99_ms": latency["subdivided"]["p99_ms"] < TARGETS["subdivided_p99_ms"],
         "agreement": agreement["agreement"] >= TARGETS["agreement"],
         "load_seconds": None if quick else load["seconds"] < TARGETS["load_seconds"],
     }
+    if quick and not dsn_given:  # four zones loaded: the figures check the harness, not the targets
+        met = {name: None for name in met}
     results = {
         "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "quick": quick, "seed": SEED, "machine": {"cpus": os.cpu_count(), "load_before": list(os.getloadavg())},
         "load": load, "agreement": agreement, "latency": latency, "speedup_p50": round(speedup, 2),
-        "speedup_p50_net_of_round_trip": round(net_speedup, 2),
+        "speedup_p50_net_of_round_trip": None if net_speedup is None else round(net_speedup, 2),
         "targets": TARGETS, "met": met,
     }
     results["table_rows"] = table_rows(results)
     results["met_all"] = all(flag for flag in met.values() if flag is not None)
-    results["met"] = results["met_all"]
+    if quick and not dsn_given:
+        results["note"] = "quick run: only 4 zones loaded, so agreement and speed figures are not meaningful"
+        results["met"] = None
+    if results["met"] is not None:
+        results["met"] = results["met_all"]  # bench/run.py reads one flag per figure
     results["met_each"] = met
     return results
 
@@ -265,7 +273,8 @@ def table_rows(results: dict) -> list[tuple]:
         (f"4a. tz fallback query, subdivided vs plain tz_world (p50/p99, {sub['count']:,} points)",
          f"{sub['p50_ms'] * 1000:.0f} / {sub['p99_ms'] * 1000:.0f} µs",
          f"{plain['p50_ms'] * 1000:.0f} / {plain['p99_ms'] * 1000:.0f} µs (plain)",
-         f"{results['speedup_p50']:.1f}x ({results['speedup_p50_net_of_round_trip']:.1f}x net of the round trip)",
+         f"{results['speedup_p50']:.1f}x" + ("" if results["speedup_p50_net_of_round_trip"] is None else
+                                             f" ({results['speedup_p50_net_of_round_trip']:.1f}x net of the round trip)"),
          "≥ 5x at p50, p99 < 1 ms",
          _yes(met["speedup_p50"] and met["subdivided_p99_ms"])),
         (f"4b. tz agreement PostGIS vs embedded ({agreement['points']:,} seeded points)",
