@@ -16,41 +16,38 @@ LOCALES = ("en", "de", "es", "fr", "ja", "pt-BR", "ru", "zh-CN")
 APPROXIMATE_RADIUS_KM = 100
 
 
-def _name(entry: dict | None, lang: str) -> str | None:
-    if not entry:
-        return None
+_EMPTY: dict = {}
+
+
+def _name(entry: dict, lang: str) -> str | None:
     names = entry.get("names")
-    if not names:
-        return None
-    return names.get(lang) or names.get("en")
-
-
-def _get(entry: dict | None, key: str):
-    return entry.get(key) if entry else None
+    return (names.get(lang) or names.get("en")) if names else None
 
 
 def shape_record(record: dict, ip: str, network: str, lang: str) -> dict:
-    """Everything but the time zone (which may need another adapter)."""
-    city = record.get("city")
-    country = record.get("country")
-    continent = record.get("continent")
-    registered = record.get("registered_country")
-    location = record.get("location") or {}
+    """Everything but the time zone (which may need another adapter).
+
+    On the hot path of every lookup: absent parts default to one shared empty dict rather than
+    branching per field."""
+    get = record.get
+    city = get("city", _EMPTY)
+    country = get("country")
+    continent = get("continent", _EMPTY)
+    registered = get("registered_country", _EMPTY)
+    location = get("location", _EMPTY)
     return {
         "ip": ip,
         "network": network,
-        "city": {"name": _name(city, lang), "geoname_id": _get(city, "geoname_id")},
-        "subdivisions": [
-            {"iso_code": sub.get("iso_code"), "name": _name(sub, lang)} for sub in record.get("subdivisions") or ()
-        ],
+        "city": {"name": _name(city, lang), "geoname_id": city.get("geoname_id")},
+        "subdivisions": [{"iso_code": sub.get("iso_code"), "name": _name(sub, lang)} for sub in get("subdivisions", ())],
         "country": {
-            "iso_code": _get(country, "iso_code"),
+            "iso_code": country.get("iso_code"),
             "name": _name(country, lang),
-            "is_in_european_union": bool(_get(country, "is_in_european_union")) if country else None,
-        },
-        "continent": {"code": _get(continent, "code"), "name": _name(continent, lang)},
-        "registered_country": {"iso_code": _get(registered, "iso_code"), "name": _name(registered, lang)},
-        "postal": {"code": _get(record.get("postal"), "code")},
+            "is_in_european_union": country.get("is_in_european_union", False),
+        } if country else {"iso_code": None, "name": None, "is_in_european_union": None},
+        "continent": {"code": continent.get("code"), "name": _name(continent, lang)},
+        "registered_country": {"iso_code": registered.get("iso_code"), "name": _name(registered, lang)},
+        "postal": {"code": get("postal", _EMPTY).get("code")},
         "location": {
             "latitude": location.get("latitude"),
             "longitude": location.get("longitude"),
@@ -91,10 +88,20 @@ def local_clock(name: str, now: float | None = None) -> tuple[str | None, str | 
     return local_time[-6:], local_time
 
 
+_blocks: dict[tuple, tuple[int, dict]] = {}
+
+
 def timezone_block(name: str | None, source: str | None, *, at_sea: bool = False, confidence: str | None = None,
                    degraded: bool = False) -> dict:
-    utc_offset, local_time = local_clock(name) if name else (None, None)
-    return {
+    """The result's timezone object. Built once per distinct block and second and shared by every
+    result in that second (documents are never mutated after they are built)."""
+    key = (name, source, at_sea, confidence, degraded)
+    second = int(time.time())
+    cached = _blocks.get(key)
+    if cached is not None and cached[0] == second:
+        return cached[1]
+    utc_offset, local_time = local_clock(name, second) if name else (None, None)
+    block = {
         "name": name,
         "source": source if name else None,
         "utc_offset": utc_offset,
@@ -103,6 +110,10 @@ def timezone_block(name: str | None, source: str | None, *, at_sea: bool = False
         "confidence": confidence if name else None,
         "degraded": degraded,
     }
+    if len(_blocks) > 4096:  # bounded: zones x sources x flags is far smaller in practice
+        _blocks.clear()
+    _blocks[key] = (second, block)
+    return block
 
 
 def preferred_language(requested: str | None, accept_language=None) -> str:

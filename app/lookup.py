@@ -120,7 +120,7 @@ class LookupService:
         }
 
     def _result(self, address, lang: str, text: str | None = None):
-        record, network, info = self.city_db.get(address)
+        record, network, info = self.city_db.get(address, text)
         if record is None:
             return None, info
         result = document.shape_record(record, text or str(address), network, lang)

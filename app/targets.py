@@ -25,11 +25,12 @@ _IP_LIKE = re.compile(r"^[0-9./]+$|:")
 @dataclass(frozen=True)
 class IPTarget:
     address: IPAddress
+    text: str = ""  # canonical form; computed when not given
     kind = "ip"
 
-    @property
-    def text(self) -> str:
-        return str(self.address)
+    def __post_init__(self):
+        if not self.text:
+            object.__setattr__(self, "text", str(self.address))
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,9 @@ def parse_target(raw: object) -> IPTarget | DomainTarget:
     if not text or not text.isprintable():
         raise InvalidTarget()
     if _IP_LIKE.search(text):
-        return IPTarget(parse_ip(text))
+        address = parse_ip(text)
+        # inet_pton accepted it, so a dotted quad is already canonical; IPv6 text is not.
+        return IPTarget(address, text if address.version == 4 else str(address))
     return DomainTarget(_parse_domain(text), text)
 
 
@@ -60,8 +63,8 @@ def parse_ip(text: str) -> IPAddress:
     # inet_pton is as strict as ipaddress (no leading zeros, no short forms) and much faster.
     try:
         if ":" in text:
-            return ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, text))
-        return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, text))
+            return ipaddress.IPv6Address(int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big"))
+        return ipaddress.IPv4Address(int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big"))
     except (OSError, ValueError):
         raise InvalidTarget("The target is not a valid IP address.") from None
 
