@@ -8,7 +8,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
 from .config import Config
-from .errors import (BadRequest, GeoIPError, MethodNotAllowed, NotFound, PayloadTooLarge)
+from .errors import BadRequest, GeoIPError, MethodNotAllowed, NotFound, PayloadTooLarge
+from .http.fastpath import LookupFastPath
+from .http.headers import SECURITY_HEADERS, cors_headers
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ def create_app(config: Config | None = None, services=None) -> Flask:
 
     app.register_error_handler(Exception, _handle_error)
     app.after_request(_security_headers)
+    app.wsgi_app = LookupFastPath(app.wsgi_app, app.extensions["geoip"])
     return app
 
 
@@ -69,13 +72,12 @@ def _handle_error(error: Exception):
 
 def _security_headers(response):
     headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-    headers.setdefault("X-Frame-Options", "DENY")
+    for name, value in SECURITY_HEADERS:
+        headers.setdefault(name, value)
     config = current_app.extensions["geoip"].config
-    if config.cors_allow_origin and request.method == "GET" and request.path.startswith(("/api/", "/geoip/")):
-        headers["Access-Control-Allow-Origin"] = config.cors_allow_origin
-        if config.cors_allow_origin != "*":
-            headers.add("Vary", "Origin")
+    for name, value in cors_headers(config.cors_allow_origin, request.method, request.path):
+        if name == "Vary":
+            headers.add(name, value)
+        else:
+            headers[name] = value
     return response
