@@ -16,8 +16,6 @@ from netaddr import IPSet
 from app.http.responses import json_response
 from bench import bench_inprocess, run
 
-pytestmark = pytest.mark.slow
-
 
 def _place(city: str, country: tuple[str, str], lat: float, lon: float, time_zone: str | None) -> dict:
     location = {"latitude": MmdbF64(lat), "longitude": MmdbF64(lon), "accuracy_radius": MmdbU16(20)}
@@ -40,6 +38,7 @@ def wide_city_db(path):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (it is in the Makefile's TEST_APT)")
 def test_harness_produces_every_figure(tmp_path):
     city = wide_city_db(tmp_path / "wide-city.mmdb")
