@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 
 import maxminddb
+import orjson
 
 from app.config import Config
 from app.errors import GeoIPError
@@ -33,16 +34,11 @@ def open_services(city_path: str) -> Services:
     return Services(Config(city_db_path=city_path, city_db_check_interval=0.5))
 
 
-def json_bytes(payload) -> bytes:
-    """The body json_response sends. app.http.responses.json_bytes when the HTTP layer exposes
-    it; until then orjson.dumps, which is what json_response calls (tests/test_bench_smoke.py
-    checks that the two give the same bytes, so this cannot drift unnoticed)."""
-    exposed = getattr(responses, "json_bytes", None)
-    if exposed is not None:
-        return exposed(payload)
-    import orjson
-
-    return orjson.dumps(payload)
+# The body json_response sends: app.http.responses.json_bytes when the HTTP layer exposes it;
+# until then orjson.dumps, which is what json_response calls (tests/test_bench_smoke.py checks
+# that the two give the same bytes, so this cannot drift unnoticed). Resolved once, here, so the
+# timed loop pays for the serialiser only.
+json_bytes = getattr(responses, "json_bytes", None) or orjson.dumps
 
 
 def full_path(lookup, serialise=json_bytes):

@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     main_file = next((city for city in files if city.label == "geolite2"), files[0])
     results["main_city_file"] = main_file.label
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"{dt.date.today().isoformat()}-{socket.gethostname()}" + ("-quick" if args.quick else "")
+    stem = (f"{dt.date.today().isoformat()}-{socket.gethostname()}" + ("-quick" if args.quick else "")
+            + ("-partial" if args.only else ""))  # a partial run never replaces a full one
 
     ipv4 = address_sets.public_ipv4(max(sizes["inprocess_addresses"], sizes["http_addresses"]))
     with maxminddb.open_database(str(main_file.path)) as reader:

@@ -49,7 +49,7 @@ def test_harness_produces_every_figure(tmp_path):
     status = run.main(["--quick", "--city-file", str(city), "--out", str(out), "--plot", str(plot),
                        "--only", *figures])
 
-    [json_path] = out.glob("*-quick.json")
+    [json_path] = out.glob("*-quick*.json")
     results = json.loads(json_path.read_text())
     assert results["failed"] == {}, results["failed"]
     assert status == 0
