@@ -70,6 +70,17 @@ def slow_requests(tag: str):
     return [Request(f"/api/v1/lookup/n{index}-{tag}.silent.test.example", "domain") for index in range(20_000)]
 
 
+def served_durations(stack, uri_part: str) -> list[float]:
+    """$request_time of the 504s whose URI contains `uri_part`, from Nginx's JSON access log."""
+    durations = []
+    for line in stack.log().splitlines():
+        if line.startswith('{"time"') and uri_part in line:
+            entry = json.loads(line)
+            if entry["status"] == 504:
+                durations.append(float(entry["duration"]))
+    return durations
+
+
 def test_silent_dns_gives_504_within_the_budget_while_ip_lookups_stay_fast(stack, dns):
     assert stack._status("/api/v1/lookup/london.test.example") == 200  # DNS works before the fault
     dns.resolver.silent = True
@@ -90,16 +101,23 @@ def test_silent_dns_gives_504_within_the_budget_while_ip_lookups_stay_fast(stack
     statuses = slow_report.statuses()
     codes = {json.loads(s.body)["error"]["code"] for s in slow_samples if s.body}
     slowest = max((s.latency for s in slow_samples), default=None)
+    served = served_durations(stack, ".silent.test.example")
     ip_window = ip_report.select(since=window_start, until=window_end)
     p99 = ip_report.latency(0.99, since=window_start, until=window_end)
     record("dns_silent", dns_timeout_s=DNS_TIMEOUT, workers=WORKERS, threads=THREADS,
            slow_in_flight=SLOW_IN_FLIGHT, domain=slow_report.summary(),
            domain_slowest_s=None if slowest is None else round(slowest, 3),
+           domain_slowest_served_s=max(served, default=None),
            ip_during=ip_report.summary(since=window_start, until=window_end), dns_queries_seen=queries_seen)
 
     assert slow_samples and set(statuses) == {504}, statuses
     assert codes == {"DNS_TIMEOUT"}
-    assert slowest <= DNS_TIMEOUT + 0.5, f"a domain lookup took {slowest:.2f} s"
+    # The bound is on the service: Nginx's own request time (request read to response sent). The
+    # client-side figure adds this test's 52 client threads waiting for the GIL on a 2-core box
+    # shared with the server; it is reported, and only checked against a looser sanity bound.
+    assert served and len(served) >= len(slow_samples) * 0.9
+    assert max(served) <= DNS_TIMEOUT + 0.5, f"a domain lookup took {max(served):.2f} s in Nginx"
+    assert slowest <= DNS_TIMEOUT + 1.5, f"a domain lookup took {slowest:.2f} s at the client"
     assert len(ip_window) > 50 and set(ip_report.statuses()) == {200}, ip_report.statuses()
     assert p99 < IP_P99_BOUND, f"IP lookups p99 {p99 * 1000:.0f} ms with {SLOW_IN_FLIGHT} slow DNS lookups in flight"
 
