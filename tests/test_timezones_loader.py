@@ -60,7 +60,7 @@ def test_loading_the_same_release_again_does_nothing(database):
 
 def test_new_release_is_swapped_in_under_a_reader_that_stays_connected(database):
     load_tz_world(database, ["Europe/London", "Etc/GMT"])
-    index = PostgisTimezoneIndex(database, retry_after=0.1)
+    index = PostgisTimezoneIndex(database, retry_after=0.1, statement_timeout_ms=5000)
     assert index.zone_at(51.5074, -0.1278).name == "Europe/London"
     assert index.zone_at(48.8566, 2.3522) is None
     newer = DataRelease("2099z", "9.2099.26", "9.0.0")  # what a future package upgrade would bring
@@ -130,13 +130,13 @@ def test_reader_role_can_select_and_nothing_else_even_after_a_swap(database, pos
     load_tz_world(database, FEW)
     grant_reader(database, "tz_reader", "reader-secret")
     reader_dsn = postgres_server.dsn(database.rsplit("/", 1)[1], user="tz_reader", password="reader-secret")
-    assert PostgisTimezoneIndex(reader_dsn).zone_at(51.5074, -0.1278).name == "Europe/London"
+    assert PostgisTimezoneIndex(reader_dsn, statement_timeout_ms=5000).zone_at(51.5074, -0.1278).name == "Europe/London"
     for statement in ("DELETE FROM tz_world", "DROP TABLE tz_world_lookup", "CREATE TABLE t (x int)",
                       "INSERT INTO tz_world_release (data_release) VALUES ('x')"):
         with pytest.raises(psycopg2.errors.InsufficientPrivilege):
             query(reader_dsn, statement)
     load_tz_world(database, ["Europe/Paris", "Etc/GMT"], force=True)  # new tables, swapped in
-    index = PostgisTimezoneIndex(reader_dsn)
+    index = PostgisTimezoneIndex(reader_dsn, statement_timeout_ms=5000)
     assert index.zone_at(48.8566, 2.3522).name == "Europe/Paris"
     assert index.status()["state"] == "ok"
     with pytest.raises(psycopg2.OperationalError):

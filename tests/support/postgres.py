@@ -21,6 +21,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +43,15 @@ TEST_ZONES = (
     "Europe/Zurich", "America/Chicago",
     "Etc/GMT", "Etc/GMT-1", "Etc/GMT-9", "Etc/GMT+2", "Etc/GMT+5", "Etc/GMT+8",
 )
+
+
+_WATCHDOG = """
+import os, shutil, subprocess, sys
+sys.stdin.buffer.read()
+if os.path.exists(os.path.join(sys.argv[1], "data", "postmaster.pid")):
+    subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+shutil.rmtree(sys.argv[1], ignore_errors=True)
+"""
 
 
 def free_port() -> int:
@@ -68,8 +78,20 @@ class PostgresServer:
         }
         self._as_postgres = os.geteuid() == 0
         self.running = False
+        self._watchdog = self._start_watchdog()
         self._initdb()
         atexit.register(self.close)
+
+    def _start_watchdog(self) -> subprocess.Popen:
+        """A helper that stops the server and removes its directory when this process dies, however it
+        dies (a CI timeout's SIGKILL skips atexit and fixtures): its stdin closes then."""
+        stop = [str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"]
+        if self._as_postgres:
+            stop = ["runuser", "-u", "postgres", "--", *stop]
+        return subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(self.base), *stop],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -111,6 +133,9 @@ class PostgresServer:
     def close(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.base, ignore_errors=True)
+        if self._watchdog.poll() is None:
+            self._watchdog.stdin.close()  # nothing left for it to do: it exits
+            self._watchdog.wait(timeout=30)
 
     def log(self) -> str:
         try:
