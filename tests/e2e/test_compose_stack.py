@@ -95,6 +95,24 @@ def test_page_and_static_files(stack):
     assert requests.get(stack.url + "/static/page.css", timeout=30).status_code == 200
 
 
+def test_nginx_protections_in_the_container(stack):
+    answer = requests.get(stack.url + "/api/v1/lookup/81.2.69.142", timeout=30)
+    assert answer.headers["Server"] == "nginx"
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
+    long_uri = requests.get(stack.url + "/api/v1/lookup/" + "a" * 9000, timeout=30)
+    assert long_uri.status_code == 414 and long_uri.json()["error"]["code"] == "URI_TOO_LONG"
+    big_body = requests.post(stack.url + "/api/v1/lookup", data=b"x" * (2 * 1024 * 1024),
+                             headers={"Content-Type": "application/json"}, timeout=30)
+    assert big_body.status_code == 413 and big_body.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_supervisor_socket_is_private(stack):
+    mode = stack.exec("app", "stat", "-c", "%a %U", "/run/geoip/supervisor.sock").stdout.split()
+    assert mode == ["700", "geoip"]
+    assert "RUNNING" in stack.exec("app", "supervisorctl", "-c", "/app/docker/supervisord.conf", "status", "nginx").stdout
+
+
 def test_only_the_app_reaches_tz_world(stack):
     probe = ("import socket, sys\n"
              "try:\n"
