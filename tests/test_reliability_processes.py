@@ -48,12 +48,33 @@ def stack(tmp_path):
         yield running
 
 
-def alive(pid: int) -> bool:
+def identity(pid: int):
+    """(pid, start time) of a live, non-zombie process, else None. The start time tells the
+    process apart from a later one (or a thread) that got the same number: pid_max is 32768 here
+    and a busy test run goes through thread ids quickly."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+            fields = handle.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/status") as handle:
+            tgid = next(int(line.split()[1]) for line in handle if line.startswith("Tgid:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+    if fields[0] == "Z" or tgid != pid:
+        return None
+    return pid, fields[19]  # field 22 of stat: start time in clock ticks
+
+
+def alive(process) -> bool:
+    """`process` is an identity(): the same process still running."""
+    return process is not None and identity(process[0]) == process
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
-        return False
+        return "?"
 
 
 def wait_until(condition, timeout: float, what: str) -> float:
@@ -84,6 +105,7 @@ def test_killed_uwsgi_worker_fails_only_its_requests_in_flight(stack):
     warm(stack)
     master, workers = stack.program_pid("uwsgi"), stack.worker_pids()
     victim = workers[0]
+    victim_process = identity(victim)
     with SteadyLoad(stack.port, MIX, threads=LOAD_CLIENTS, max_seconds=60) as load:
         load.wait_for_requests(500)
         os.kill(victim, signal.SIGKILL)
@@ -98,7 +120,7 @@ def test_killed_uwsgi_worker_fails_only_its_requests_in_flight(stack):
     assert len(failures) <= LOAD_CLIENTS
     assert all(is_service_unavailable(s) for s in failures), [(s.status, s.body[:100]) for s in failures]
     assert report.failures(since=killed) == []
-    assert stack.program_pid("uwsgi") == master and not alive(victim)
+    assert stack.program_pid("uwsgi") == master and not alive(victim_process)
     assert set(report.statuses()) <= {200, 502, 503}
 
     record("uwsgi_worker_sigkill", failed=len(failures), in_flight_bound=LOAD_CLIENTS,
@@ -108,7 +130,7 @@ def test_killed_uwsgi_worker_fails_only_its_requests_in_flight(stack):
 
 def test_killed_nginx_is_restarted_by_supervisord(stack):
     warm(stack)
-    nginx, nginx_workers = stack.program_pid("nginx"), stack.nginx_worker_pids()
+    nginx, nginx_workers = stack.program_pid("nginx"), [identity(pid) for pid in stack.nginx_worker_pids()]
     uwsgi, uwsgi_workers = stack.program_pid("uwsgi"), stack.worker_pids()
     with SteadyLoad(stack.port, MIX, threads=LOAD_CLIENTS, max_seconds=60) as load:
         load.wait_for_requests(500)
@@ -127,7 +149,7 @@ def test_killed_nginx_is_restarted_by_supervisord(stack):
     assert all(s.status == CONNECTION_ERROR for s in failures)  # Nginx gone: nobody to answer at all
     assert report.failures(since=failures[-1].finished) == []
     assert info["statename"] == "RUNNING"
-    assert not any(alive(pid) for pid in nginx_workers), "an orphaned Nginx worker outlived its master"
+    assert not any(alive(process) for process in nginx_workers), "an orphaned Nginx worker outlived its master"
     assert (stack.program_pid("uwsgi"), stack.worker_pids()) == (uwsgi, uwsgi_workers)
 
     record("nginx_sigkill", failed=len(failures), failing_window_s=round(window, 2),
@@ -138,15 +160,19 @@ def test_killed_nginx_is_restarted_by_supervisord(stack):
 def test_killed_uwsgi_master_is_restarted_by_supervisord(stack):
     warm(stack)
     nginx = stack.program_pid("nginx")
-    master, workers = stack.program_pid("uwsgi"), stack.worker_pids()
+    master, workers = stack.program_pid("uwsgi"), [identity(pid) for pid in stack.worker_pids()]
     with SteadyLoad(stack.port, MIX, threads=LOAD_CLIENTS, max_seconds=90) as load:
         load.wait_for_requests(500)
         os.kill(master, signal.SIGKILL)
         killed = load.mark("killed")
         restarted_after = wait_until(lambda: stack.program_pid("uwsgi") not in (0, master), 15, "a new uWSGI master")
         wait_until(lambda: len(stack.worker_pids()) == 2, 15, "new uWSGI workers")
-        workers_gone_after = wait_until(lambda: not any(alive(pid) for pid in workers), 10,
-                                        "the old workers' exit")
+        try:
+            workers_gone_after = wait_until(lambda: not any(alive(process) for process in workers), 10,
+                                            "the old workers' exit")
+        except AssertionError as exc:
+            survivors = [(process, _cmdline(process[0])) for process in workers if alive(process)]
+            raise AssertionError(f"{exc}: {survivors}") from None
         served_after = wait_until(lambda: stack._status("/api/v1/lookup/81.2.69.160") == 200, 30, "service")
         back = load.mark("back")
         time.sleep(3)
