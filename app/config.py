@@ -26,6 +26,7 @@ class Config:
     city_db_path: str = "data/city.mmdb"
     city_db_check_interval: float = 0.5
     city_db_max_age_days: float = 35.0
+    city_db_copy_dir: str | None = None
     tz_database_url: str | None = None
     tz_statement_timeout_ms: int = 200
     tz_pool_size: int = 4
@@ -50,6 +51,7 @@ class Config:
             city_db_path=reader.text("GEOIP_CITY_DB", cls.city_db_path),
             city_db_check_interval=reader.number("GEOIP_CITY_DB_CHECK_INTERVAL", cls.city_db_check_interval, 0.05, 1.0),
             city_db_max_age_days=reader.number("GEOIP_CITY_DB_MAX_AGE_DAYS", cls.city_db_max_age_days, 1, 3650),
+            city_db_copy_dir=reader.text("GEOIP_CITY_DB_COPY_DIR", None),
             tz_database_url=reader.text("TZ_DATABASE_URL", None),
             tz_statement_timeout_ms=int(reader.number("TZ_STATEMENT_TIMEOUT_MS", cls.tz_statement_timeout_ms, 10, 250, integer=True)),
             tz_pool_size=int(reader.number("TZ_POOL_SIZE", cls.tz_pool_size, 1, 64, integer=True)),

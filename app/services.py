@@ -13,7 +13,8 @@ from .timezones import open_timezone_index
 class Services:
     def __init__(self, config: Config):
         self.config = config
-        self.city_db = CityDatabase(config.city_db_path, config.city_db_check_interval)
+        self.city_db = CityDatabase(config.city_db_path, config.city_db_check_interval,
+                                    copy_dir=config.city_db_copy_dir)
         self.resolver = DnsResolver(config.dns_nameservers, config.dns_timeout, config.dns_cache_size)
         self.timezones = open_timezone_index(config)
         self.lookup = LookupService(self.city_db, self.resolver, self.timezones,

@@ -45,7 +45,8 @@ def process_memory(pid: int, mapped_file: str) -> dict:
         for line in handle:
             head = line.split()
             if head and "-" in head[0] and len(head) >= 5 and ":" not in head[0]:  # a mapping's header
-                in_city = len(head) >= 6 and head[5] == mapped_file
+                # The workers map a private copy of the City file, named under this prefix.
+                in_city = len(head) >= 6 and head[5].startswith(mapped_file)
                 mapped = mapped or in_city
                 continue
             if in_city:
@@ -155,7 +156,7 @@ def _rows(city_file, addresses: list[str], worker_counts, env: dict | None, with
     rows, batch_rows = [], []
     for workers in worker_counts:
         with ServingStack(city_file.path, workers=workers, env=env) as stack:
-            mapped = str(stack.city_db)
+            mapped = str(stack.city_db_copies)
             first_burst_503 = warm_with_single_lookups(stack, addresses, mapped)
             rows.append(_row(stack, mapped) | {"first_burst_503": first_burst_503})
             if with_batches:

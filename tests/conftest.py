@@ -38,10 +38,11 @@ def make_config(**overrides) -> Config:
 
 
 @pytest.fixture
-def make_app(city_db, dns_server):
+def make_app(city_db, dns_server, tmp_path):
     """make_app(**config overrides) -> Flask app with the standard City DB and the local DNS server."""
     def factory(**overrides):
         overrides.setdefault("city_db_path", str(city_db))
+        overrides.setdefault("city_db_copy_dir", str(tmp_path / "copies"))
         overrides.setdefault("dns_nameservers", Config.from_env({"DNS_NAMESERVERS": dns_server.nameserver}).dns_nameservers)
         return create_app(make_config(**overrides))
     return factory

@@ -100,3 +100,35 @@ def test_readyz_reports_a_broken_replacement(make_app, city_db):
     report = client.get("/readyz").get_json()
     assert report["status"] == "degraded" and "could not be opened" in report["database"]["error"]
     assert client.get("/api/v1/lookup/81.2.69.160").status_code == 200
+
+
+def test_writes_into_the_live_file_never_reach_the_map(tmp_path):
+    """`cp garbage city.mmdb` truncates and rewrites the live inode: the worker's private copy is untouched."""
+    path = tmp_path / "city.mmdb"
+    generation_db(path, 0)
+    copies = tmp_path / "copies"
+    db = CityDatabase(str(path), check_interval=0.01, copy_dir=str(copies))
+    assert city_name(db) == "Gen0"
+    assert [p.name for p in copies.iterdir()] and all(p.stat().st_ino != path.stat().st_ino for p in copies.iterdir())
+    size = path.stat().st_size
+    with open(path, "r+b") as handle:
+        handle.truncate(size // 5)
+    with open(path, "ab") as handle:
+        handle.write(os.urandom(1000))
+    time.sleep(0.02)
+    for _ in range(50):
+        assert city_name(db) == "Gen0"
+    assert "could not be opened" in db.last_error
+
+
+def test_one_copy_per_version_shared_and_old_ones_removed(tmp_path):
+    path = tmp_path / "city.mmdb"
+    generation_db(path, 0)
+    copies = tmp_path / "copies"
+    workers = [CityDatabase(str(path), check_interval=0.01, copy_dir=str(copies)) for _ in range(3)]
+    assert {city_name(db) for db in workers} == {"Gen0"}
+    assert len(list(copies.iterdir())) == 1
+    generation_db(path, 1)
+    time.sleep(0.02)
+    assert {city_name(db) for db in workers} == {"Gen1"}
+    assert len(list(copies.iterdir())) == 1

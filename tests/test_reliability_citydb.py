@@ -6,7 +6,8 @@
 - The live file deleted, or replaced (renamed over) by garbage, outside the updater: the workers
   keep serving the last good map, /readyz says what is wrong, nothing crashes; putting a good
   file back makes the stack ready again.
-- The live file overwritten in place (`cp` over it, truncation): see the xfail test at the end.
+- The live file overwritten in place (`cp` over it, truncation): workers map a private copy, so they
+  keep serving the last good version.
 - The first lookups of a fresh worker, all at once on its threads, find the map (regression: they
   used to get 503 DATABASE_UNAVAILABLE while the first thread was still opening the file).
 """
@@ -68,7 +69,7 @@ def warm(stack, timeout: float = 15.0):
     while True:
         for _ in range(8):
             stack._status(LONDON)
-        mapped = [str(stack.city_db) in Path(f"/proc/{pid}/maps").read_text() for pid in stack.worker_pids()]
+        mapped = [str(stack.city_db_copies) in Path(f"/proc/{pid}/maps").read_text() for pid in stack.worker_pids()]
         if mapped and all(mapped):
             return
         assert time.monotonic() < deadline, "not every worker opened the City database"
@@ -189,11 +190,6 @@ def _asn_database(tmp_path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "app/citydb.py maps the live file itself (MODE_MMAP_EXT): a write into that inode (cp over it, "
-    "truncation) changes the mapped pages under the workers, and a read past the new end of file "
-    "is SIGBUS, which kills the worker. Keeping the last good map needs a private copy of the pages "
-    "(see docs/reliability.md). Remove this marker when that lands."))
 def test_file_overwritten_in_place_keeps_the_last_good_map(tmp_path):
     city = _many_networks_db(tmp_path / "city.mmdb")
     with NativeStack(city, workers=2, threads=8, env={"GEOIP_RATE_LIMIT": "0"}) as stack:

@@ -131,7 +131,8 @@ def rss_kib(pid: int | str) -> int:
 
 
 def test_hot_swap_in_process_under_threads(live, build_dir):
-    app = create_app(Config(city_db_path=str(live), city_db_check_interval=0.05))
+    app = create_app(Config(city_db_path=str(live), city_db_check_interval=0.05,
+                            city_db_copy_dir=str(live.parent / "copies")))
     local = threading.local()
 
     def fetch():

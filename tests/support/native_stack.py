@@ -82,6 +82,11 @@ class NativeStack:
         return self.run_dir / "city.mmdb"
 
     @property
+    def city_db_copies(self) -> Path:
+        """Where the workers keep their private copy of each City DB version (what they map)."""
+        return self.run_dir / "city-copies"
+
+    @property
     def log_path(self) -> Path:
         return self.run_dir / "stack.log"
 
@@ -94,6 +99,7 @@ class NativeStack:
             "GEOIP_RUN_DIR": str(self.run_dir),
             "GEOIP_LISTEN": f"127.0.0.1:{self.port}",
             "GEOIP_CITY_DB": str(self.city_db),
+            "GEOIP_CITY_DB_COPY_DIR": str(self.city_db_copies),
             "GEOIP_WORKERS": str(self.workers),
             "GEOIP_THREADS": str(self.threads),
         }
