@@ -8,7 +8,7 @@ import threading
 
 from . import document
 from .citydb import CityDatabase
-from .errors import AddressNotFound, AddressReserved, GeoIPError, TimezoneBackendUnavailable
+from .errors import AddressNotFound, AddressReserved, DnsTimeout, GeoIPError, TimezoneBackendUnavailable
 from .resolver import DnsResolver
 from .targets import MAX_TARGET_LENGTH, DomainTarget, IPTarget, is_reserved, parse_ip, parse_target
 
@@ -22,12 +22,13 @@ ATTRIBUTIONS = {
 
 class LookupService:
     def __init__(self, city_db: CityDatabase, resolver: DnsResolver, timezones, *, source_label: str | None = None,
-                 batch_concurrency: int = 16):
+                 batch_concurrency: int = 16, batch_dns_budget: float = 4.0):
         self.city_db = city_db
         self.resolver = resolver
         self.timezones = timezones
         self.source_label = source_label
         self.batch_concurrency = batch_concurrency
+        self.batch_dns_budget = batch_dns_budget
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._database_block = None
         self._pool_lock = threading.Lock()
@@ -58,7 +59,15 @@ class LookupService:
         if domains:
             pool = self._batch_pool()
             futures = {pool.submit(self._domain_document, target, lang): (index, raw) for index, raw, target in domains}
-            for future in concurrent.futures.as_completed(futures):
+            # One budget for all the batch's names: a batch of names on a silent DNS server must not
+            # hold a worker for (names / concurrency) x DNS_TIMEOUT. Names still waiting then get
+            # DNS_TIMEOUT, and those not started yet are never asked.
+            done, pending = concurrent.futures.wait(futures, timeout=self.batch_dns_budget)
+            for future in pending:
+                future.cancel()
+                index, raw = futures[future]
+                items[index] = _error_item(raw, DnsTimeout())
+            for future in done:
                 index, raw = futures[future]
                 try:
                     items[index] = future.result()

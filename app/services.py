@@ -19,7 +19,8 @@ class Services:
         self.timezones = open_timezone_index(config)
         self.lookup = LookupService(self.city_db, self.resolver, self.timezones,
                                     source_label=config.db_source_label,
-                                    batch_concurrency=config.batch_concurrency)
+                                    batch_concurrency=config.batch_concurrency,
+                                    batch_dns_budget=2 * config.dns_timeout)
 
     def readiness(self) -> dict:
         """What /readyz and `cli.py status` report. "unavailable" only when no City DB is loaded."""

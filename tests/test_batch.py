@@ -60,3 +60,17 @@ def test_malformed_bodies_are_400(client):
 
 def test_empty_batch(client):
     assert post(client, {"targets": []}) == (200, {"results": []})
+
+
+def test_names_on_a_silent_dns_server_share_one_budget(make_app):
+    """40 unanswered names at 2 concurrent lookups would take 20 x DNS_TIMEOUT one after another."""
+    import time
+    client = make_app(dns_timeout=0.3, batch_concurrency=2).test_client()
+    targets = ["slow.test.example"] * 40 + ["81.2.69.160", "london.test.example"]
+    started = time.monotonic()
+    status, doc = post(client, {"targets": targets})
+    elapsed = time.monotonic() - started
+    assert status == 200 and elapsed < 2 * 0.3 + 0.5
+    codes = [item.get("error", {}).get("code") for item in doc["results"][:40]]
+    assert set(codes) == {"DNS_TIMEOUT"}
+    assert doc["results"][40]["results"][0]["city"]["name"] == "London"
