@@ -40,6 +40,7 @@ def process_memory(pid: int, mapped_file: str) -> dict:
         whole = _kib_fields(handle.readlines()[1:])
     city = dict.fromkeys(_FIELDS, 0)
     mapped = False
+    files = set()  # (device, inode) of every City map: the same in every worker when it is shared
     with open(f"/proc/{pid}/smaps") as handle:
         in_city = False
         for line in handle:
@@ -48,6 +49,8 @@ def process_memory(pid: int, mapped_file: str) -> dict:
                 # The workers map a private copy of the City file, named under this prefix.
                 in_city = len(head) >= 6 and head[5].startswith(mapped_file)
                 mapped = mapped or in_city
+                if in_city:
+                    files.add(f"{head[3]}:{head[4]}")
                 continue
             if in_city:
                 for name, value in _kib_fields([line]).items():
@@ -59,7 +62,7 @@ def process_memory(pid: int, mapped_file: str) -> dict:
         "private_mb": mb(whole["Private_Clean"] + whole["Private_Dirty"]), "anon_mb": mb(whole["Anonymous"]),
         "city_map": {"mapped": mapped, "rss_mb": mb(city["Rss"]), "pss_mb": mb(city["Pss"]),
                      "private_mb": mb(city["Private_Clean"] + city["Private_Dirty"]),
-                     "rss_kb": city["Rss"], "pss_kb": city["Pss"]},
+                     "rss_kb": city["Rss"], "pss_kb": city["Pss"], "files": sorted(files)},
     }
 
 
@@ -137,6 +140,8 @@ def _row(stack: ServingStack, mapped: str) -> dict:
         "master_pss_mb": master["pss_mb"],
         "total_pss_mb": round(master["pss_mb"] + sum(worker["pss_mb"] for worker in per_worker), 1),
         "workers_with_city_map": sum(1 for worker in per_worker if worker["city_map"]["mapped"]),
+        # One file mapped by all workers (its pages shared), or a file per worker (not shared).
+        "distinct_city_files": len({name for worker in per_worker for name in worker["city_map"]["files"]}),
     }
 
 
@@ -172,6 +177,7 @@ def measure(city_file, addresses: list[str], worker_counts=WORKER_COUNTS, try_sh
     rows, batch_rows = _rows(city_file, addresses, worker_counts, None, with_batches=True)
     increments = _increments(rows)
     worst = max((step["mb_per_extra_worker"] for step in increments), default=0.0)
+    shared = all(row["distinct_city_files"] == 1 for row in rows)
     results = {
         "city_file": city_file.label,
         "city_file_mb": city_file.size_mb,
@@ -181,7 +187,8 @@ def measure(city_file, addresses: list[str], worker_counts=WORKER_COUNTS, try_sh
         "after_batches": {"rows": batch_rows, "increments": _increments(batch_rows)},
         "ratio": round(worst / TARGET_MB_PER_EXTRA_WORKER, 2),
         "target": f"<= {TARGET_MB_PER_EXTRA_WORKER:g} MB PSS per extra worker",
-        "met": worst <= TARGET_MB_PER_EXTRA_WORKER,
+        "city_map_shared": shared,
+        "met": worst <= TARGET_MB_PER_EXTRA_WORKER and shared,
     }
     if try_shared_import:
         variant_counts = worker_counts[1:] if len(worker_counts) > 2 else worker_counts  # 2 -> 4 is enough
