@@ -12,7 +12,6 @@ from .stack import ServingStack
 
 TARGET_SHARE = 0.60
 CURVE_CONNECTIONS = (1, 2, 4, 8, 16, 32, 64)
-FAST_PATH = "bench.fastpath_experiment:application"
 
 
 def lookup_paths(addresses: list[str]) -> list[str]:
@@ -21,7 +20,7 @@ def lookup_paths(addresses: list[str]) -> list[str]:
 
 def measure(city_file, addresses: list[str], *, seconds: float = 10, connections: int = 32, threads: int = 2,
             curve_seconds: float = 3, curve_connections=CURVE_CONNECTIONS, workers: int | None = None,
-            profile_to: Path | None = None, try_fast_path: bool = False) -> dict:
+            profile_to: Path | None = None) -> dict:
     """`profile_to`: a file for py-spy's collapsed stacks of one app worker, recorded during an
     extra wrk run after the measured ones (so profiling never slows the figures)."""
     paths = lookup_paths(addresses)
@@ -44,18 +43,6 @@ def measure(city_file, addresses: list[str], *, seconds: float = 10, connections
             if not ceiling and profile_to is not None and profiles.py_spy_available():
                 results[label]["profile"] = _profile_worker(stack, paths, connections, threads, profile_to)
     share = results["app"]["main"]["requests_per_s"] / results["ceiling"]["main"]["requests_per_s"]
-    experiment = None
-    if try_fast_path:
-        # bench/fastpath_experiment.py: the same lookups with Flask out of the hot path.
-        with ServingStack(city_file.path, workers=workers, wsgi_module=FAST_PATH) as stack:
-            status, body = stack.get(paths[0])
-            if status != 200 or b'"results"' not in body:
-                raise RuntimeError(f"fast-path experiment: {paths[0]} answered {status}")
-            wrk.run(stack.base_url, paths, connections=connections, seconds=min(2, seconds), threads=threads)
-            cpu_before = stack.cpu_seconds()
-            fast = wrk.run(stack.base_url, paths, connections=connections, seconds=seconds, threads=threads)
-            fast["server_cpu_ms_per_request"] = round((stack.cpu_seconds() - cpu_before) * 1000 / fast["requests"], 3)
-        experiment = fast | {"ratio": round(fast["requests_per_s"] / results["ceiling"]["main"]["requests_per_s"], 3)}
     return {
         "city_file": city_file.label,
         "wrk": {"threads": threads, "connections": connections, "seconds": seconds, "rotating_over": len(paths)},
@@ -69,7 +56,6 @@ def measure(city_file, addresses: list[str], *, seconds: float = 10, connections
                            / results["ceiling"]["main"]["server_cpu_ms_per_request"], 2),
         "workers": results["app"]["workers"],
         "worker_profile": results["app"].get("profile"),
-        "experiment_fast_path": experiment,
         "uwsgi_threads": results["app"]["threads"],
         "curve": {"connections": list(curve_connections),
                   "app_requests_per_s": [point["requests_per_s"] for point in results["app"]["curve"]],

@@ -152,11 +152,6 @@ def _increments(rows: list[dict]) -> list[dict]:
             for before, after in zip(rows, rows[1:])]
 
 
-# What would close the gap if the figure misses (see preload_experiment.py): the same stack with
-# the app's libraries imported once in the uWSGI master, set through the environment only.
-SHARED_IMPORT_ENV = {"UWSGI_SHARED_IMPORT": "bench.preload_experiment"}
-
-
 def _rows(city_file, addresses: list[str], worker_counts, env: dict | None, with_batches: bool):
     rows, batch_rows = [], []
     for workers in worker_counts:
@@ -170,10 +165,9 @@ def _rows(city_file, addresses: list[str], worker_counts, env: dict | None, with
     return rows, batch_rows
 
 
-def measure(city_file, addresses: list[str], worker_counts=WORKER_COUNTS, try_shared_import: bool = False) -> dict:
+def measure(city_file, addresses: list[str], worker_counts=WORKER_COUNTS) -> dict:
     """The figure is taken after single lookups; the same workers are then measured again after
-    batch traffic, whose large responses leave the Python heap bigger. With `try_shared_import`,
-    the experiment in preload_experiment.py is measured too (same sizes, same run)."""
+    batch traffic, whose large responses leave the Python heap bigger."""
     rows, batch_rows = _rows(city_file, addresses, worker_counts, None, with_batches=True)
     increments = _increments(rows)
     worst = max((step["mb_per_extra_worker"] for step in increments), default=0.0)
@@ -190,14 +184,4 @@ def measure(city_file, addresses: list[str], worker_counts=WORKER_COUNTS, try_sh
         "city_map_shared": shared,
         "met": worst <= TARGET_MB_PER_EXTRA_WORKER and shared,
     }
-    if try_shared_import:
-        variant_counts = worker_counts[1:] if len(worker_counts) > 2 else worker_counts  # 2 -> 4 is enough
-        variant_rows, _ = _rows(city_file, addresses, variant_counts, SHARED_IMPORT_ENV, with_batches=False)
-        variant_increments = _increments(variant_rows)
-        results["experiment_shared_import"] = {
-            "env": SHARED_IMPORT_ENV,
-            "rows": variant_rows,
-            "increments": variant_increments,
-            "worst_mb_per_extra_worker": max((step["mb_per_extra_worker"] for step in variant_increments), default=0.0),
-        }
     return results

@@ -104,14 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     figure("http", lambda: bench_http.measure(
         main_file, located, seconds=sizes["http_seconds"], curve_seconds=sizes["curve_seconds"],
         curve_connections=sizes["curve_connections"],
-        profile_to=None if args.quick else args.out / f"{stem}-profile-http-worker.txt", try_fast_path=not args.quick))
+        profile_to=None if args.quick else args.out / f"{stem}-profile-http-worker.txt"))
     figure("batch", lambda: bench_batch.measure(
         main_file, located, rounds=sizes["batch_rounds"],
         profile_to=None if args.quick else args.out / f"{stem}-profile-batch-workers.txt"))
     figure("timezones", lambda: timezones(args.quick))
     figure("dns", lambda: bench_dns.measure(main_file, located, located_v6, count=sizes["dns_names"]))
-    figure("memory", lambda: bench_memory.measure(main_file, located, worker_counts=sizes["memory_workers"],
-                                                  try_shared_import=not args.quick))
+    figure("memory", lambda: bench_memory.measure(main_file, located, worker_counts=sizes["memory_workers"]))
     figure("coldstart", lambda: bench_coldstart.measure(main_file, located[0], repeats=sizes["coldstart_repeats"]))
 
     if "timezones" in results["figures"] and results["figures"]["timezones"].get("skipped"):
