@@ -55,7 +55,11 @@ def test_ten_swaps_under_concurrent_lookups(tmp_path):
     try:
         for n in range(1, 11):
             generation_db(path, n)
-            time.sleep(0.15)
+            deadline = time.monotonic() + 1.0  # every version is served within a second
+            while city_name(db) != f"Gen{n}":
+                assert time.monotonic() < deadline, f"Gen{n} not served within a second"
+                time.sleep(0.01)
+            time.sleep(0.05)
     finally:
         stop.set()
         for thread in threads:
