@@ -163,7 +163,12 @@ class CityDatabase:
             shutil.copyfile(self.path, temporary)  # sendfile: about 0.1 s for 100 MB
             if _signature(os.stat(self.path)) != signature:
                 return None
-            os.replace(temporary, copy)
+            try:
+                # link, not rename: when workers race, the first copy wins and every worker maps
+                # that one inode (a rename would leave the early ones on copies of their own).
+                os.link(temporary, copy)
+            except FileExistsError:
+                pass
         finally:
             if os.path.exists(temporary):
                 os.unlink(temporary)

@@ -136,3 +136,24 @@ def test_one_copy_per_version_shared_and_old_ones_removed(tmp_path):
     time.sleep(0.02)
     assert {city_name(db) for db in workers} == {"Gen1"}
     assert len(list(copies.iterdir())) == 1
+
+
+def test_workers_racing_on_a_new_version_all_map_one_copy(tmp_path):
+    path = tmp_path / "city.mmdb"
+    generation_db(path, 0)
+    copies = tmp_path / "copies"
+    workers = [CityDatabase(str(path), check_interval=0.01, copy_dir=str(copies)) for _ in range(8)]
+    start = threading.Barrier(len(workers))
+
+    def first_lookup(db):
+        start.wait()
+        city_name(db)
+
+    threads = [threading.Thread(target=first_lookup, args=(db,)) for db in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    [copy] = list(copies.iterdir())
+    mapped = {line.split()[-1] for line in open("/proc/self/maps") if str(copies) in line}
+    assert mapped == {str(copy)}  # one inode, shared: no worker kept a copy of its own
