@@ -10,10 +10,9 @@ that both paths give identical responses.
 """
 from __future__ import annotations
 
-import orjson
-
 from ..errors import GeoIPError
 from .headers import SECURITY_HEADERS, cors_headers
+from .responses import json_bytes
 
 PREFIX = "/api/v1/lookup/"
 _IP_CHARACTERS = frozenset("0123456789abcdefABCDEF:.")
@@ -35,7 +34,7 @@ class LookupFastPath:
             # IP literals only: a domain may wait on DNS, and its errors would then be resolved twice.
             if target and _IP_CHARACTERS.issuperset(target) and (":" in target or "." in target):
                 try:
-                    body = orjson.dumps(self.lookup.lookup(target, "en"))
+                    body = json_bytes(self.lookup.lookup(target, "en"))
                 except GeoIPError:
                     return self.flask_wsgi(environ, start_response)
                 self.answered += 1

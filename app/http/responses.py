@@ -7,10 +7,14 @@ from flask import Response
 JSON_TYPE = "application/json"
 
 
+def json_bytes(payload) -> bytes:
+    return orjson.dumps(payload)
+
+
 def json_response(payload, status: int = 200, content_type: str = JSON_TYPE, headers=None) -> Response:
     if "charset" not in content_type:
         content_type += "; charset=utf-8"
-    return Response(orjson.dumps(payload), status=status, content_type=content_type, headers=headers)
+    return Response(json_bytes(payload), status=status, content_type=content_type, headers=headers)
 
 
 def error_payload(error) -> dict:
