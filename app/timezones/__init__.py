@@ -4,9 +4,7 @@ from __future__ import annotations
 from app.timezones.base import TimezoneIndex, ZoneMatch, is_ocean_zone
 from app.timezones.cache import CachedTimezoneIndex
 
-# Records share coordinates (city centroids): 32k entries cover the distinct points of 100k random
-# DB-IP lookups with room to spare, at about 5 MB per worker (bench/README.md, figure 1).
-COORDINATE_CACHE_SIZE = 32_768
+COORDINATE_CACHE_SIZE = 4096
 
 __all__ = ["TimezoneIndex", "ZoneMatch", "is_ocean_zone", "open_timezone_index"]
 
