@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from ..http import HttpClient, Validators
+from ..install import remove_quietly
 from ..progress import Progress
 
 
@@ -43,3 +44,23 @@ class Source(Protocol):
 
     def fetch(self, context: FetchContext) -> Fetched | AlreadyCurrent:
         """Raises app.updater.errors.UpdateError subclasses; leaves no file behind on failure."""
+
+
+def download_conditionally(context: FetchContext, url: str, detail: str | None = None) -> Fetched | AlreadyCurrent:
+    """GET `url` into a staging file, conditionally when the live file came from the same place.
+
+    `detail` names the URL in logs and state (without credentials or query); defaults to `url`.
+    """
+    detail = detail or url
+    raw = context.new_staging_file("download")
+    try:
+        result = context.http.download(url, raw, progress=context.progress, validators=context.validators_for(detail),
+                                       label=detail.rsplit("/", 1)[-1] or detail)
+    except BaseException:
+        remove_quietly(raw)
+        raise
+    if result.not_modified:
+        remove_quietly(raw)
+        return AlreadyCurrent(detail)
+    validators = {"url": detail, "etag": result.validators.etag, "last_modified": result.validators.last_modified}
+    return Fetched(raw, detail, owned=True, validators=validators)

@@ -9,8 +9,7 @@ import datetime as dt
 from typing import Callable
 
 from ..errors import NotFoundAtSource
-from ..install import remove_quietly
-from .base import AlreadyCurrent, FetchContext, Fetched
+from .base import AlreadyCurrent, FetchContext, Fetched, download_conditionally
 
 
 def _utc_today() -> dt.date:
@@ -32,20 +31,6 @@ class DbIpSource:
     def fetch(self, context: FetchContext) -> Fetched | AlreadyCurrent:
         this_month, last_month = self.monthly_urls()
         try:
-            return self._get(context, this_month)
+            return download_conditionally(context, this_month)
         except NotFoundAtSource:
-            return self._get(context, last_month)
-
-    def _get(self, context: FetchContext, url: str) -> Fetched | AlreadyCurrent:
-        raw = context.new_staging_file("download")
-        try:
-            result = context.http.download(url, raw, progress=context.progress, validators=context.validators_for(url),
-                                           label=url.rsplit("/", 1)[-1])
-        except BaseException:
-            remove_quietly(raw)
-            raise
-        if result.not_modified:
-            remove_quietly(raw)
-            return AlreadyCurrent(url)
-        validators = {"url": url, "etag": result.validators.etag, "last_modified": result.validators.last_modified}
-        return Fetched(raw, url, owned=True, validators=validators)
+            return download_conditionally(context, last_month)

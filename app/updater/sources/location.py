@@ -5,8 +5,7 @@ import os
 
 from ..errors import SourceError
 from ..http import describe_url
-from ..install import remove_quietly
-from .base import AlreadyCurrent, FetchContext, Fetched
+from .base import AlreadyCurrent, FetchContext, Fetched, download_conditionally
 
 
 def is_url(text: str) -> bool:
@@ -20,20 +19,7 @@ class UrlSource:
         self.url = url
 
     def fetch(self, context: FetchContext) -> Fetched | AlreadyCurrent:
-        detail = describe_url(self.url)
-        raw = context.new_staging_file("download")
-        try:
-            result = context.http.download(self.url, raw, progress=context.progress,
-                                           validators=context.validators_for(detail),
-                                           label=detail.rsplit("/", 1)[-1] or detail)
-        except BaseException:
-            remove_quietly(raw)
-            raise
-        if result.not_modified:
-            remove_quietly(raw)
-            return AlreadyCurrent(detail)
-        validators = {"url": detail, "etag": result.validators.etag, "last_modified": result.validators.last_modified}
-        return Fetched(raw, detail, owned=True, validators=validators)
+        return download_conditionally(context, self.url, describe_url(self.url))
 
 
 class FileSource:
