@@ -10,7 +10,6 @@ that both paths give identical responses.
 """
 from __future__ import annotations
 
-from ..errors import GeoIPError
 from .headers import SECURITY_HEADERS, cors_headers
 from .responses import json_bytes
 
@@ -35,7 +34,7 @@ class LookupFastPath:
             if target and _IP_CHARACTERS.issuperset(target) and (":" in target or "." in target):
                 try:
                     body = json_bytes(self.lookup.lookup(target, "en"))
-                except GeoIPError:
+                except Exception:  # noqa: BLE001 - errors, even unexpected ones, get the app's one handler
                     return self.flask_wsgi(environ, start_response)
                 self.answered += 1
                 start_response("200 OK", [*self.headers, ("Content-Length", str(len(body)))])
