@@ -12,6 +12,10 @@ inode (`cp garbage city.mmdb`, a truncation) would change pages under the map, a
 a truncated end is SIGBUS, which kills the worker. The copy is made once per version by the
 first worker that sees it (in `copy_dir`, private to the service user) and shared by all
 workers through the page cache, so memory is not multiplied.
+
+Decoding a record is most of a lookup's cost, and many networks share one record. `derive` finds
+the record's offset first (record_locator.py) and keeps what the caller derives from the record,
+per offset, in a bounded LRU that belongs to the file version: a swap starts an empty one.
 """
 from __future__ import annotations
 
@@ -24,11 +28,16 @@ import socket
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import maxminddb
 
 from .errors import DatabaseUnavailable
+from .record_locator import RecordLocator, open_locator
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -60,12 +69,14 @@ class DatabaseInfo:
 class _Loaded:
     """A reader together with what identifies the file it came from."""
 
-    __slots__ = ("reader", "info", "signature")
+    __slots__ = ("reader", "info", "signature", "locator", "derived")
 
-    def __init__(self, reader, info: DatabaseInfo, signature):
+    def __init__(self, reader, info: DatabaseInfo, signature, locator: RecordLocator | None = None):
         self.reader = reader
         self.info = info
         self.signature = signature
+        self.locator = locator
+        self.derived: OrderedDict = OrderedDict()
 
 
 def open_city_reader(path: str):
@@ -94,9 +105,14 @@ def default_copy_dir() -> str:
     return os.path.join(tempfile.gettempdir(), f"easy-geoip-{os.getuid()}")
 
 
+_DAMAGED = "City database file is damaged: a lookup could not be decoded"
+
+
 class CityDatabase:
-    def __init__(self, path: str, check_interval: float = 0.5, clock=time.monotonic, copy_dir: str | None = None):
+    def __init__(self, path: str, check_interval: float = 0.5, clock=time.monotonic, copy_dir: str | None = None,
+                 record_cache_size: int = 4096):
         self.path = path
+        self.record_cache_size = record_cache_size
         self.check_interval = check_interval
         self.copy_dir = copy_dir or default_copy_dir()
         # Copies of different live paths never collide, whoever shares the directory.
@@ -107,6 +123,7 @@ class CityDatabase:
         self._failed_signature = None
         self.last_error: str | None = None
         self.reloads = 0
+        self.record_hits = self.record_misses = 0  # counted without a lock: approximate under threads
         self._lock = threading.Lock()
 
     def _current(self) -> _Loaded | None:
@@ -143,7 +160,8 @@ class CityDatabase:
                 self._failed_signature = signature
                 self.last_error = f"City database file could not be opened: {exc}"
                 return
-            self._loaded = _Loaded(reader, info, signature)
+            locator = open_locator(copy, reader, info.ip_version) if self.record_cache_size > 0 else None
+            self._loaded = _Loaded(reader, info, signature, locator)
             self._remove_other_copies(copy)
             self._failed_signature = None
             self.last_error = None
@@ -189,32 +207,99 @@ class CityDatabase:
         loaded = self._current()
         return loaded.info if loaded else None
 
+    def cache_info(self) -> dict:
+        """The record cache of the version serving now (for /readyz and the bench)."""
+        loaded = self._loaded
+        return {"enabled": loaded is not None and loaded.locator is not None,
+                "entries": len(loaded.derived) if loaded else 0, "capacity": self.record_cache_size,
+                "hits": self.record_hits, "misses": self.record_misses}
+
     def get(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, text: str | None = None):
         """(record or None, network string, DatabaseInfo) for one address.
 
         `text`, the address's canonical text when the caller has it, spares the reader a
         conversion (it parses a string in C faster than it reads an ipaddress object's bytes)."""
+        loaded = self._loaded_now()
+        if not _holds(loaded, address):
+            return None, None, loaded.info
+        record, prefix_len = self._decode(loaded, address, text)
+        return record, network_text(address, prefix_len), loaded.info
+
+    def derive(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, text: str | None,
+               derive: Callable[[dict, object], T], variant=None) -> tuple[T | None, str | None, DatabaseInfo]:
+        """(derive(record, variant) or None, network string, DatabaseInfo) for one address.
+
+        `derive` must depend on nothing but its arguments: its result is kept per record and
+        variant while this file version serves (and shared by every caller: never mutate it)."""
+        loaded = self._loaded
+        if loaded is None or self._clock() >= self._next_check:
+            loaded = self._loaded_now()
+        if address.version == 6 and loaded.info.ip_version == 4:
+            return None, None, loaded.info
+        locator = loaded.locator
+        if locator is None:
+            record, prefix_len = self._decode(loaded, address, text)
+            value = None if record is None else derive(record, variant)
+            return value, network_text(address, prefix_len), loaded.info
+        try:
+            offset, prefix_len = locator.locate(address)
+        except ValueError:
+            self.last_error = _DAMAGED
+            raise DatabaseUnavailable("The City database could not answer for this address.") from None
+        if offset is None:
+            return None, network_text(address, prefix_len), loaded.info
+        cache = loaded.derived
+        key = (offset, variant)
+        value = cache.get(key)
+        if value is None:
+            self.record_misses += 1
+            record, _ = self._decode(loaded, address, text)
+            if record is None:  # cannot happen when the locator agreed with the reader; never cached
+                return None, network_text(address, prefix_len), loaded.info
+            value = cache[key] = derive(record, variant)
+            if len(cache) > self.record_cache_size:
+                try:
+                    cache.popitem(last=False)
+                except KeyError:  # emptied by another thread meanwhile
+                    pass
+        else:
+            self.record_hits += 1
+            try:
+                cache.move_to_end(key)
+            except KeyError:  # evicted by another thread meanwhile; the value is still good
+                pass
+        return value, network_text(address, prefix_len), loaded.info
+
+    def _loaded_now(self) -> _Loaded:
         loaded = self._current()
         if loaded is None:
             raise DatabaseUnavailable()
-        if address.version == 6 and loaded.info.ip_version == 4:
-            return None, None, loaded.info
+        return loaded
+
+    def _decode(self, loaded: _Loaded, address, text: str | None):
         try:
-            record, prefix_len = loaded.reader.get_with_prefix_len(text or address)
+            return loaded.reader.get_with_prefix_len(text or address)
         except (maxminddb.InvalidDatabaseError, ValueError):
-            self.last_error = "City database file is damaged: a lookup could not be decoded"
+            self.last_error = _DAMAGED
             raise DatabaseUnavailable("The City database could not answer for this address.") from None
-        return record, network_text(address, prefix_len), loaded.info
 
 
-_FAMILIES = {4: (socket.AF_INET, 32, 4), 6: (socket.AF_INET6, 128, 16)}
+def _holds(loaded: _Loaded, address) -> bool:
+    """An IPv4-only file has no record for an IPv6 address (and the reader would refuse it)."""
+    return address.version == 4 or loaded.info.ip_version == 6
+
+
+_SLASH_PREFIX = tuple(f"/{length}" for length in range(129))
 
 
 def network_text(address, prefix_len: int) -> str:
     """"a.b.c.0/24" for an address and its prefix length, without building a network object."""
-    family, bits, size = _FAMILIES[address.version]
-    network = int(address) >> (bits - prefix_len) << (bits - prefix_len)
-    text = socket.inet_ntop(family, network.to_bytes(size, "big"))
-    if family == socket.AF_INET6 and "." in text:  # inet_ntop's ::ffff:a.b.c.d; keep ipaddress's form
+    if address.version == 4:  # every lookup: the short way
+        shift = 32 - prefix_len
+        return socket.inet_ntoa((int(address) >> shift << shift).to_bytes(4, "big")) + _SLASH_PREFIX[prefix_len]
+    shift = 128 - prefix_len
+    network = int(address) >> shift << shift
+    text = socket.inet_ntop(socket.AF_INET6, network.to_bytes(16, "big"))
+    if "." in text:  # inet_ntop's ::ffff:a.b.c.d; keep ipaddress's form
         text = str(ipaddress.IPv6Address(network))
-    return f"{text}/{prefix_len}"
+    return text + _SLASH_PREFIX[prefix_len]

@@ -8,6 +8,7 @@ import datetime as dt
 import time
 import zoneinfo
 from functools import lru_cache
+from typing import NamedTuple
 
 LOCALES = ("en", "de", "es", "fr", "ja", "pt-BR", "ru", "zh-CN")
 
@@ -24,43 +25,83 @@ def _name(entry: dict, lang: str) -> str | None:
     return (names.get(lang) or names.get("en")) if names else None
 
 
-def shape_record(record: dict, ip: str, network: str, lang: str) -> dict:
-    """Everything but the time zone (which may need another adapter).
+class ShapedRecord(NamedTuple):
+    """One City record in one language: the result's fields that come from the record alone, and
+    what its time zone is worked out from. Shared by every result with the same record and language
+    (the City adapter keeps it per record): never mutated.
 
-    On the hot path of every lookup: absent parts default to one shared empty dict rather than
-    branching per field."""
+    `template` is a result with ip, network and timezone still None: a result is a shallow copy
+    with those three set (copying keeps the key order and is cheaper than building a new dict)."""
+
+    template: dict
+    time_zone: str | None
+    latitude: float | None
+    longitude: float | None
+    confidence: str
+
+
+def shape_record(record: dict, lang: str) -> ShapedRecord:
+    """On the hot path of every lookup whose record is not kept yet: absent parts default to one
+    shared empty dict rather than branching per field."""
     get = record.get
     city = get("city", _EMPTY)
     country = get("country")
     continent = get("continent", _EMPTY)
     registered = get("registered_country", _EMPTY)
     location = get("location", _EMPTY)
-    return {
-        "ip": ip,
-        "network": network,
+    radius = location.get("accuracy_radius")
+    if country:
+        country_block = _shared(("country", country.get("iso_code"), _name(country, lang),
+                                 country.get("is_in_european_union", False)))
+    else:
+        country_block = _shared(("country", None, None, None))
+    template = {
+        "ip": None,
+        "network": None,
         "city": {"name": _name(city, lang), "geoname_id": city.get("geoname_id")},
-        "subdivisions": [{"iso_code": sub.get("iso_code"), "name": _name(sub, lang)} for sub in get("subdivisions", ())],
-        "country": {
-            "iso_code": country.get("iso_code"),
-            "name": _name(country, lang),
-            "is_in_european_union": country.get("is_in_european_union", False),
-        } if country else {"iso_code": None, "name": None, "is_in_european_union": None},
-        "continent": {"code": continent.get("code"), "name": _name(continent, lang)},
-        "registered_country": {"iso_code": registered.get("iso_code"), "name": _name(registered, lang)},
+        "subdivisions": _shared(("subdivisions",) + tuple(
+            (sub.get("iso_code"), _name(sub, lang)) for sub in get("subdivisions", ()))),
+        "country": country_block,
+        "continent": _shared(("continent", continent.get("code"), _name(continent, lang))),
+        "registered_country": _shared(("registered_country", registered.get("iso_code"), _name(registered, lang))),
         "postal": {"code": get("postal", _EMPTY).get("code")},
         "location": {
             "latitude": location.get("latitude"),
             "longitude": location.get("longitude"),
-            "accuracy_radius": location.get("accuracy_radius"),
+            "accuracy_radius": radius,
         },
+        "timezone": None,
     }
+    # A record with no city and a large radius sits at a country's (or region's) centroid.
+    approximate = not city and (radius is None or radius >= APPROXIMATE_RADIUS_KM)
+    return ShapedRecord(template, location.get("time_zone"), location.get("latitude"), location.get("longitude"),
+                        "approximate" if approximate else "exact")
 
 
-def timezone_confidence(record: dict) -> str:
-    radius = (record.get("location") or {}).get("accuracy_radius")
-    if not record.get("city") and (radius is None or radius >= APPROXIMATE_RADIUS_KM):
-        return "approximate"
-    return "exact"
+# Blocks that many records have in common (a country, a continent, a region), built once and
+# shared by every template that has them: about half of a kept record's memory otherwise.
+_SHARED_LIMIT = 20_000  # countries x languages is far less; regions are a few thousand
+_shared_blocks: dict[tuple, object] = {}
+
+
+def _shared(key: tuple):
+    block = _shared_blocks.get(key)
+    if block is None:
+        block = _build_block(key)
+        if len(_shared_blocks) < _SHARED_LIMIT:
+            _shared_blocks[key] = block
+    return block
+
+
+def _build_block(key: tuple):
+    kind = key[0]
+    if kind == "country":
+        return {"iso_code": key[1], "name": key[2], "is_in_european_union": key[3]}
+    if kind == "continent":
+        return {"code": key[1], "name": key[2]}
+    if kind == "registered_country":
+        return {"iso_code": key[1], "name": key[2]}
+    return [{"iso_code": iso_code, "name": name} for iso_code, name in key[1:]]  # subdivisions
 
 
 @lru_cache(maxsize=1024)

@@ -129,20 +129,21 @@ class LookupService:
         }
 
     def _result(self, address, lang: str, text: str | None = None):
-        record, network, info = self.city_db.get(address, text)
-        if record is None:
+        shaped, network, info = self.city_db.derive(address, text, document.shape_record, lang)
+        if shaped is None:
             return None, info
-        result = document.shape_record(record, text or str(address), network, lang)
-        result["timezone"] = self._timezone(record)
+        result = shaped.template.copy()
+        result["ip"] = text or str(address)
+        result["network"] = network
+        result["timezone"] = self._timezone(shaped)
         return result, info
 
-    def _timezone(self, record: dict) -> dict:
-        location = record.get("location") or {}
-        confidence = document.timezone_confidence(record)
-        name = location.get("time_zone")
-        if name:
-            return document.timezone_block(name, "mmdb", confidence=confidence)
-        latitude, longitude = location.get("latitude"), location.get("longitude")
+    def _timezone(self, shaped: document.ShapedRecord) -> dict:
+        # Worked out on every lookup, not kept with the record: a PostGIS outage must not be
+        # remembered, and the coordinate cache makes the fallback as cheap as a dict lookup.
+        if shaped.time_zone:
+            return document.timezone_block(shaped.time_zone, "mmdb", confidence=shaped.confidence)
+        latitude, longitude = shaped.latitude, shaped.longitude
         if latitude is None or longitude is None:
             return document.timezone_block(None, None)
         try:
@@ -151,7 +152,7 @@ class LookupService:
             return document.timezone_block(None, None, degraded=True)
         if match is None:
             return document.timezone_block(None, None)
-        return document.timezone_block(match.name, "tz_world", at_sea=match.at_sea, confidence=confidence)
+        return document.timezone_block(match.name, "tz_world", at_sea=match.at_sea, confidence=shaped.confidence)
 
     def _database(self, info) -> dict | None:
         # One block per loaded file, shared by every document (never mutated).

@@ -14,7 +14,7 @@ class Services:
     def __init__(self, config: Config):
         self.config = config
         self.city_db = CityDatabase(config.city_db_path, config.city_db_check_interval,
-                                    copy_dir=config.city_db_copy_dir)
+                                    copy_dir=config.city_db_copy_dir, record_cache_size=config.record_cache_size)
         self.resolver = DnsResolver(config.dns_nameservers, config.dns_timeout, config.dns_cache_size)
         self.timezones = open_timezone_index(config)
         self.lookup = LookupService(self.city_db, self.resolver, self.timezones,
@@ -37,6 +37,7 @@ class Services:
                 ip_version=info.ip_version,
                 node_count=info.node_count,
                 attribution=ATTRIBUTIONS.get(info.source),
+                record_cache=self.city_db.cache_info(),
             )
         timezone = self.timezones.status()
         if info is None:

@@ -23,6 +23,7 @@ from app.http import responses
 from app.http.responses import error_payload, json_response
 from app.services import Services
 from app.targets import parse_ip
+from bench.addresses import DEFAULT_SEED, public_ipv4
 
 
 TARGET_RATIO = 2.0
@@ -32,6 +33,22 @@ def open_services(city_path: str) -> Services:
     # The embedded time-zone index: PostGIS is figure 4's subject, and a lookup that needs the
     # fallback then costs what the default single-container setup costs.
     return Services(Config(city_db_path=city_path, city_db_check_interval=0.5))
+
+
+def _cache_counts(services) -> dict:
+    counts = {"records": (services.city_db.cache_info()["hits"], services.city_db.cache_info()["misses"])}
+    if hasattr(services.timezones, "cache_info"):
+        info = services.timezones.cache_info()
+        counts["timezones"] = (info.hits, info.misses)
+    return counts
+
+
+def warmed_services(city_file, addresses: list[str]) -> Services:
+    services = open_services(str(city_file.path))
+    run = full_path(services.lookup)
+    for text in addresses:
+        run(text)
+    return services
 
 
 # The body json_response sends: app.http.responses.json_bytes when the HTTP layer exposes it;
@@ -63,26 +80,37 @@ def document_only(lookup):
     return run
 
 
-def measure(city_file, addresses: list[str], rounds: int = 3, diagnostic_count: int = 20_000) -> dict:
+def measure(city_file, addresses: list[str], rounds: int = 3, diagnostic_count: int = 20_000,
+            warm_count: int = 20_000) -> dict:
     """The figure (raw_get, full) runs on every address; the in-between stages, which only say
-    where the difference goes, on the first `diagnostic_count` (it keeps `make bench` short)."""
+    where the difference goes, on the first `diagnostic_count` (it keeps `make bench` short).
+
+    Our stages keep per-worker caches (City records by offset, time zones by coordinates), so
+    each stage gets its own services in every round, warmed on `warm_count` other addresses (a
+    different seed): each then sees the measured addresses once, in order, like a worker that has
+    been serving other clients. Otherwise a stage would find the records an earlier stage or
+    round had just looked up for the same addresses, and time a cache it had warmed itself."""
     reader = maxminddb.open_database(str(city_file.path), maxminddb.MODE_MMAP_EXT)
-    services = open_services(str(city_file.path))
-    city_db = services.city_db
-    stages = {
-        "raw_get": reader.get,
-        "adapter": lambda text: city_db.get(parse_ip(text)),
-        "document": document_only(services.lookup),
-        "full": full_path(services.lookup),
-        "response": full_path(services.lookup, _response_bytes),
+    for text in addresses:  # pages of the file into the page cache, for every stage alike
+        reader.get(text)
+    others = public_ipv4(min(warm_count, len(addresses)), seed=DEFAULT_SEED + 1)
+    builders = {
+        "adapter": lambda services: (lambda text, city_db=services.city_db: city_db.get(parse_ip(text))),
+        "document": lambda services: document_only(services.lookup),
+        "full": lambda services: full_path(services.lookup),
+        "response": lambda services: full_path(services.lookup, _response_bytes),
     }
-    # One warm-up pass of the full path: pages of the map faulted in, time-zone cache filled.
-    for text in addresses:
-        stages["full"](text)
+    opened = {name: [warmed_services(city_file, others) for _ in range(rounds)] for name in builders}
+    stages = {"raw_get": [reader.get] * rounds}
+    stages.update({name: [build(services) for services in opened[name]] for name, build in builders.items()})
+    full_services = opened["full"][0]
+    before = _cache_counts(full_services)
     figures = interleaved_best(stages, addresses, rounds, diagnostic=("adapter", "document", "response"),
                                diagnostic_count=diagnostic_count)
     ratio = figures["full"]["best_ns"] / figures["raw_get"]["best_ns"]
-    cache = services.timezones.cache_info() if hasattr(services.timezones, "cache_info") else None
+    caches = {name: {"hits": hits - before[name][0], "misses": misses - before[name][1],
+                     "hit_rate": round((hits - before[name][0]) / max(1, hits + misses - sum(before[name])), 3)}
+              for name, (hits, misses) in _cache_counts(full_services).items()}
     reader.close()
     return {
         "city_file": city_file.label,
@@ -92,7 +120,8 @@ def measure(city_file, addresses: list[str], rounds: int = 3, diagnostic_count: 
         "ratio": round(ratio, 2),
         "target": f"<= {TARGET_RATIO}x raw Reader.get()",
         "met": ratio <= TARGET_RATIO,
-        "timezone_cache": cache._asdict() if cache else None,
+        "warm_up_addresses": len(others),
+        "cache_hits_during_full_pass": caches,
     }
 
 
@@ -100,19 +129,21 @@ def interleaved_best(stages: dict, addresses: list[str], rounds: int, chunk: int
                      diagnostic_count: int | None = None) -> dict:
     """ns per call for each stage, robust to other load on a shared machine.
 
-    The addresses are cut into chunks; every round times each stage on each chunk in turn, so a
-    burst of load from elsewhere hits all stages alike. Per stage and chunk the best round counts
-    (load only ever adds time); the stage's figure is the sum over chunks. The median round is
-    kept too, to show how noisy the machine was.
+    `stages` maps a name to one function per round. The addresses are cut into chunks; every
+    round times each stage on each chunk in turn, so a burst of load from elsewhere hits all
+    stages alike. Per stage and chunk the best round counts (load only ever adds time); the
+    stage's figure is the sum over chunks. The median round is kept too, to show how noisy the
+    machine was.
     """
     chunks = [addresses[i:i + chunk] for i in range(0, len(addresses), chunk)]
     limit = len(addresses) if diagnostic_count is None else diagnostic_count
     times = {name: [[] for _ in chunks] for name in stages}
-    for _ in range(rounds):
+    for round_index in range(rounds):
         for index, part in enumerate(chunks):
-            for name, function in stages.items():
+            for name, functions in stages.items():
                 if name in diagnostic and index * chunk >= limit:
                     continue
+                function = functions[round_index]
                 start = time.perf_counter_ns()
                 for text in part:
                     function(text)

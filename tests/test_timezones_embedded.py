@@ -133,3 +133,18 @@ def test_factory_picks_embedded_without_a_database_url():
         assert index.zone_at(48.8566, 2.3522).name == "Europe/Paris"
     finally:
         index.close()
+
+
+def test_threads_share_a_few_finders_rather_than_one_each():
+    """Each timezonefinder instance holds megabytes of arrays; 32 threads must not make 32."""
+    import concurrent.futures
+
+    index = EmbeddedTimezoneIndex(pool_size=2)
+    points = [(48.8566, 2.3522), (51.5074, -0.1278), (40.7128, -74.006), (-33.87, 151.21)] * 50
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(lambda point: index.zone_at(*point), points))
+    assert {match.name for match in answers} == {"Europe/Paris", "Europe/London", "America/New_York",
+                                                 "Australia/Sydney"}
+    assert index._made <= 2 and len(index._all) <= 2
+    index.close()
+    assert index.zone_at(48.8566, 2.3522).name == "Europe/Paris"  # usable again after close

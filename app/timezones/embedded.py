@@ -9,6 +9,7 @@ Cells covered by one zone (most of the world) are answered from the shortcut tab
 from __future__ import annotations
 
 import math
+import queue
 import threading
 
 from app.timezones.base import ZoneMatch, is_ocean_zone
@@ -19,7 +20,7 @@ from app.timezones.packaged_data import ATTRIBUTION, packaged_release
 class EmbeddedTimezoneIndex:
     backend = "embedded"
 
-    def __init__(self, data_dir: str | None = None):
+    def __init__(self, data_dir: str | None = None, pool_size: int = 2):
         from h3.api import numpy_int as h3
         from timezonefinder import TimezoneFinder
         from timezonefinder.configs import SHORTCUT_H3_RES
@@ -32,26 +33,46 @@ class EmbeddedTimezoneIndex:
         self._resolution = SHORTCUT_H3_RES
         self._absent = ABSENT
         self._coord2int = coord2int
-        # timezonefinder instances must not be shared between threads (its docs say so)
-        self._local = threading.local()
+        # A timezonefinder instance must not be used by two threads at once (its docs say so), and
+        # each holds about 2.3 MB of arrays: rather than one per thread (64 per uWSGI worker), a few
+        # are lent out. Lookups hold the GIL, so more than a couple would only cost memory.
+        self._idle: queue.SimpleQueue = queue.SimpleQueue()
+        self._made = 0
+        self._pool_size = pool_size
+        self._pool_lock = threading.Lock()
+        self._all: list = []
         self._candidate_groups: dict[int, tuple[tuple[int, tuple[int, ...]], ...]] = {}
-        finder = self._finder()
-        self._names = list(finder.timezone_names)
-        self.release = packaged_release(finder)
+        finder = self._borrow()
+        try:
+            self._names = list(finder.timezone_names)
+            self.release = packaged_release(finder)
+        finally:
+            self._idle.put(finder)
 
-    def _finder(self):
-        finder = getattr(self._local, "finder", None)
-        if finder is None:
-            finder = self._finder_class(bin_file_location=self._data_dir, in_memory=False)
-            self._local.finder = finder
-        return finder
+    def _borrow(self):
+        """An idle finder; a new one while fewer than pool_size exist; else wait for one."""
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._pool_lock:
+            if self._made < self._pool_size:
+                self._made += 1
+                finder = self._finder_class(bin_file_location=self._data_dir, in_memory=False)
+                self._all.append(finder)
+                return finder
+        return self._idle.get()
 
     def zone_at(self, latitude: float, longitude: float) -> ZoneMatch | None:
         if not (math.isfinite(latitude) and math.isfinite(longitude)):
             return None
         if not (-90.0 <= latitude <= 90.0 and -180.0 <= longitude <= 180.0):
             return None
-        zone_id = self._zone_id_at(self._finder(), latitude, longitude)
+        finder = self._borrow()
+        try:
+            zone_id = self._zone_id_at(finder, latitude, longitude)
+        finally:
+            self._idle.put(finder)
         if zone_id is None:
             return None
         name = self._names[zone_id]
@@ -95,7 +116,13 @@ class EmbeddedTimezoneIndex:
         }
 
     def close(self) -> None:
-        finder = getattr(self._local, "finder", None)
-        if finder is not None:
-            finder.cleanup()
-            self._local.finder = None
+        with self._pool_lock:
+            while True:  # idle finders are dropped; a later lookup makes new ones
+                try:
+                    self._idle.get_nowait()
+                except queue.Empty:
+                    break
+            for finder in self._all:
+                finder.cleanup()
+            self._all.clear()
+            self._made = 0

@@ -1,0 +1,225 @@
+"""The City record cache: record offsets from libmaxminddb, shaped records kept per offset.
+
+The cache must be invisible in the answers: every document is the same with it, without it, and
+when offsets are unavailable; a new file version starts an empty cache.
+"""
+from __future__ import annotations
+
+import copy
+import ipaddress
+import os
+import time
+
+import maxminddb
+import pytest
+
+from app import record_locator
+from app.citydb import CityDatabase
+from app.config import Config, ConfigError
+from app.document import shape_record
+from app.record_locator import open_locator
+from app.services import Services
+from tests.support.city_fixtures import STANDARD_RECORDS, place, write_city_db
+
+SHARED_RECORD = place("Leeds", 2644688, ("ENG", "England"), lat=53.79, lon=-1.55, radius=20, time_zone="Europe/London")
+SHARING = {  # two networks, one record (mmdb-writer stores identical data once, as MaxMind's writer does)
+    "81.2.69.0/24": SHARED_RECORD,
+    "81.2.70.0/24": SHARED_RECORD,
+    "2.2.0.0/16": STANDARD_RECORDS["2.2.0.0/16"],
+}
+
+
+def _first_addresses(path) -> list:
+    with maxminddb.open_database(str(path)) as reader:
+        return [network.network_address for network, _ in reader]
+
+
+def _open(path, **kwargs) -> CityDatabase:
+    kwargs.setdefault("copy_dir", str(path.parent / "copies"))
+    return CityDatabase(str(path), **kwargs)
+
+
+@pytest.mark.parametrize("ip_version", [4, 6])
+def test_locator_agrees_with_the_extension_on_every_network(tmp_path, ip_version):
+    records = STANDARD_RECORDS if ip_version == 6 else {
+        cidr: record for cidr, record in STANDARD_RECORDS.items() if ":" not in cidr}
+    path = write_city_db(tmp_path / "city.mmdb", records, ip_version=ip_version)
+    with maxminddb.open_database(str(path), maxminddb.MODE_MMAP_EXT) as reader:
+        locator = open_locator(str(path), reader, ip_version)
+        assert locator is not None
+        offsets = {}
+        for network, record in reader:
+            for address in (network.network_address, network.broadcast_address):
+                offset, prefix = locator.locate(address)
+                assert prefix == network.prefixlen == reader.get_with_prefix_len(address)[1]
+                assert offsets.setdefault(offset, record) == record  # one record per offset
+        # an address in no network: no offset, and the same prefix the extension reports
+        empty = ipaddress.ip_address("44.0.0.1")
+        assert locator.locate(empty) == (None, reader.get_with_prefix_len(empty)[1])
+        locator.close()
+
+
+def test_locator_agrees_on_maxmind_test_databases(maxmind_testdata):
+    for name in ("GeoIP2-City-Test.mmdb", "GeoLite2-City-Test.mmdb"):
+        path = str(maxmind_testdata / name)
+        with maxminddb.open_database(path, maxminddb.MODE_MMAP_EXT) as reader:
+            locator = open_locator(path, reader, reader.metadata().ip_version)
+            assert locator is not None, name
+            for network, record in reader:
+                offset, prefix = locator.locate(network.network_address)
+                assert offset is not None and prefix == network.prefixlen, (name, network)
+            locator.close()
+
+
+def test_networks_sharing_a_record_share_an_offset(tmp_path):
+    path = write_city_db(tmp_path / "city.mmdb", SHARING)
+    with maxminddb.open_database(str(path), maxminddb.MODE_MMAP_EXT) as reader:
+        locator = open_locator(str(path), reader, 6)
+        leeds_a, _ = locator.locate(ipaddress.ip_address("81.2.69.1"))
+        leeds_b, _ = locator.locate(ipaddress.ip_address("81.2.70.1"))
+        paris, _ = locator.locate(ipaddress.ip_address("2.2.0.1"))
+        assert leeds_a == leeds_b != paris
+        locator.close()
+
+
+def test_a_locator_that_disagrees_with_the_extension_is_not_used(tmp_path):
+    path = write_city_db(tmp_path / "city.mmdb")
+
+    class ShiftedReader:  # what a wrong struct layout or prefix convention would look like
+        def __init__(self, reader):
+            self.reader = reader
+
+        def __iter__(self):
+            return iter(self.reader)
+
+        def get_with_prefix_len(self, address):
+            record, prefix = self.reader.get_with_prefix_len(address)
+            return record, prefix + 1
+
+    with maxminddb.open_database(str(path), maxminddb.MODE_MMAP_EXT) as reader:
+        assert open_locator(str(path), ShiftedReader(reader), 6) is None
+
+
+def test_derive_runs_once_per_record_and_language(tmp_path):
+    path = write_city_db(tmp_path / "city.mmdb", SHARING)
+    city_db = _open(path)
+    calls = []
+
+    def derive(record, lang):
+        calls.append(lang)
+        return shape_record(record, lang)
+
+    first, network_a, _ = city_db.derive(ipaddress.ip_address("81.2.69.7"), None, derive, "en")
+    second, network_b, _ = city_db.derive(ipaddress.ip_address("81.2.70.9"), "81.2.70.9", derive, "en")
+    assert calls == ["en"] and second is first  # the other network's address found the record kept
+    assert (network_a, network_b) == ("81.2.69.0/24", "81.2.70.0/24")  # the network is the address's own
+    german, _, _ = city_db.derive(ipaddress.ip_address("81.2.69.8"), None, derive, "de")
+    assert calls == ["en", "de"] and german is not first
+    assert city_db.cache_info() | {} == {"enabled": True, "entries": 2, "capacity": 4096, "hits": 1, "misses": 2}
+
+
+def test_cache_is_bounded_and_answers_stay_right(tmp_path):
+    path = write_city_db(tmp_path / "city.mmdb")
+    city_db = _open(path, record_cache_size=2)
+    addresses = _first_addresses(path)
+    expected = {address: city_db.get(address)[0] for address in addresses}
+    for _ in range(3):
+        for address in addresses:
+            shaped, _, _ = city_db.derive(address, None, shape_record, "en")
+            assert shaped == shape_record(expected[address], "en")
+            assert city_db.cache_info()["entries"] <= 2
+
+
+def test_a_new_file_version_starts_an_empty_cache(tmp_path):
+    path = write_city_db(tmp_path / "city.mmdb", SHARING)
+    city_db = _open(path, check_interval=0.05)
+    address = ipaddress.ip_address("81.2.69.7")
+    before, _, _ = city_db.derive(address, None, shape_record, "en")
+    assert before.template["city"]["name"] == "Leeds"
+    # same offsets in the new file, different data: a stale cache would still say Leeds
+    moved = dict(SHARING, **{"81.2.69.0/24": place("York", 2633352, ("ENG", "England"), lat=53.96, lon=-1.08,
+                                                    radius=20, time_zone="Europe/London")})
+    write_city_db(tmp_path / "city.mmdb", moved)
+    deadline = time.monotonic() + 5
+    while city_db.reloads < 2 and time.monotonic() < deadline:
+        time.sleep(0.06)
+        city_db.info  # noqa: B018 (a check happens on use)
+    after, _, _ = city_db.derive(address, None, shape_record, "en")
+    assert after.template["city"]["name"] == "York"
+    assert city_db.cache_info()["entries"] == 1
+
+
+def test_ipv6_address_in_an_ipv4_file_and_unknown_addresses(tmp_path):
+    records = {cidr: record for cidr, record in STANDARD_RECORDS.items() if ":" not in cidr}
+    city_db = _open(write_city_db(tmp_path / "city.mmdb", records, ip_version=4))
+    assert city_db.derive(ipaddress.ip_address("2001:218::1"), None, shape_record, "en")[:2] == (None, None)
+    shaped, network, _ = city_db.derive(ipaddress.ip_address("44.0.0.1"), None, shape_record, "en")
+    assert shaped is None and network.endswith(("/2", "/3", "/4", "/5", "/6", "/7", "/8"))
+
+
+def test_documents_are_the_same_with_without_and_without_offsets(maxmind_testdata, tmp_path, monkeypatch):
+    path = str(maxmind_testdata / "GeoIP2-City-Test.mmdb")
+    with maxminddb.open_database(path) as reader:
+        targets = [str(network.network_address) for network, _ in reader]
+
+    def lookup_all(size, copies):
+        services = Services(Config(city_db_path=path, record_cache_size=size, city_db_copy_dir=str(tmp_path / copies)))
+        answers = {}
+        for lang in ("en", "de", "ja"):
+            for _round in range(2):  # the second round is all cache hits
+                answers[lang] = [_safe(services, target, lang) for target in targets]
+        return answers, services.city_db.cache_info()
+
+    cached, info = lookup_all(4096, "a")
+    assert info["enabled"] and info["hits"] > 0
+    uncached, info = lookup_all(0, "b")
+    assert not info["enabled"]
+    monkeypatch.setattr(record_locator, "_library", False)  # as if the extension exported no libmaxminddb
+    fallback, info = lookup_all(4096, "c")
+    assert not info["enabled"]
+    assert cached == uncached == fallback
+
+
+def _safe(services: Services, target: str, lang: str):
+    try:
+        document = services.lookup.lookup(target, lang)
+    except Exception as error:  # noqa: BLE001 (reserved and unknown addresses answer errors alike)
+        return type(error).__name__
+    for result in document["results"]:
+        result["timezone"] = dict(result["timezone"], local_time=None)
+    return document
+
+
+def test_results_share_nothing_a_caller_could_change_at_the_top(make_app):
+    services = make_app().extensions["geoip"]
+    first = services.lookup.lookup("81.2.69.160")
+    pristine = copy.deepcopy(first)
+    first["results"][0]["ip"] = "changed"
+    first["results"][0]["city"] = None
+    assert services.lookup.lookup("81.2.69.160") == pristine | {"database": pristine["database"]}
+
+
+def test_record_cache_size_from_the_environment():
+    assert Config.from_env({"GEOIP_RECORD_CACHE_SIZE": "0"}).record_cache_size == 0
+    assert Config.from_env({}).record_cache_size == 4096
+    for bad in ("-1", "many", "1.5", "2000000"):
+        with pytest.raises(ConfigError, match="GEOIP_RECORD_CACHE_SIZE"):
+            Config.from_env({"GEOIP_RECORD_CACHE_SIZE": bad})
+
+
+def test_readyz_reports_the_record_cache(make_app):
+    client = make_app().test_client()
+    client.get("/api/v1/lookup/81.2.69.160")
+    client.get("/api/v1/lookup/81.2.69.161")
+    cache = client.get("/readyz").get_json()["database"]["record_cache"]
+    assert cache == {"enabled": True, "entries": 1, "capacity": 4096, "hits": 1, "misses": 1}
+
+
+def test_cache_off_means_no_second_map_of_the_file(tmp_path):
+    path = write_city_db(tmp_path / "city.mmdb")
+    city_db = _open(path, record_cache_size=0)
+    city_db.derive(ipaddress.ip_address("81.2.69.7"), None, shape_record, "en")
+    copies = str(tmp_path / "copies")
+    with open(f"/proc/{os.getpid()}/maps") as maps:
+        mapped = [line for line in maps if copies in line]
+    assert len({line.split()[-1] for line in mapped}) == 1 and city_db.cache_info()["enabled"] is False
