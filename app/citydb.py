@@ -253,7 +253,7 @@ class CityDatabase:
         value = cache.get(key)
         if value is None:
             self.record_misses += 1
-            record, _ = self._decode(loaded, address, text)
+            record = self._decode(loaded, address, text, with_prefix=False)  # the locator gave the prefix
             if record is None:  # cannot happen when the locator agreed with the reader; never cached
                 return None, network_text(address, prefix_len), loaded.info
             value = cache[key] = derive(record, variant)
@@ -276,8 +276,10 @@ class CityDatabase:
             raise DatabaseUnavailable()
         return loaded
 
-    def _decode(self, loaded: _Loaded, address, text: str | None):
+    def _decode(self, loaded: _Loaded, address, text: str | None, with_prefix: bool = True):
         try:
+            if not with_prefix:
+                return loaded.reader.get(text or address)
             return loaded.reader.get_with_prefix_len(text or address)
         except (maxminddb.InvalidDatabaseError, ValueError):
             self.last_error = _DAMAGED

@@ -38,6 +38,9 @@ class ShapedRecord(NamedTuple):
     latitude: float | None
     longitude: float | None
     confidence: str
+    # The tz_world answer for a record without a time zone of its own, once one was had:
+    # (ZoneMatch or None,). None while not worked out (e.g. PostGIS was down): then each lookup asks.
+    fallback: tuple | None = None
 
 
 def shape_record(record: dict, lang: str) -> ShapedRecord:

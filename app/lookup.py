@@ -129,7 +129,7 @@ class LookupService:
         }
 
     def _result(self, address, lang: str, text: str | None = None):
-        shaped, network, info = self.city_db.derive(address, text, document.shape_record, lang)
+        shaped, network, info = self.city_db.derive(address, text, self._shape, lang)
         if shaped is None:
             return None, info
         result = shaped.template.copy()
@@ -138,18 +138,32 @@ class LookupService:
         result["timezone"] = self._timezone(shaped)
         return result, info
 
+    def _shape(self, record: dict, lang: str) -> document.ShapedRecord:
+        """What the City adapter keeps per record: the shaped record and, when the record has no
+        time zone of its own, the tz_world answer for its coordinates. A failed fallback is not
+        kept: each lookup of that record asks again until the backend answers."""
+        shaped = document.shape_record(record, lang)
+        if shaped.time_zone or shaped.latitude is None or shaped.longitude is None:
+            return shaped
+        try:
+            return shaped._replace(fallback=(self.timezones.zone_at(shaped.latitude, shaped.longitude),))
+        except TimezoneBackendUnavailable:
+            return shaped
+
     def _timezone(self, shaped: document.ShapedRecord) -> dict:
-        # Worked out on every lookup, not kept with the record: a PostGIS outage must not be
-        # remembered, and the coordinate cache makes the fallback as cheap as a dict lookup.
+        # The block itself is built per lookup (it carries the local time); what it names is kept.
         if shaped.time_zone:
             return document.timezone_block(shaped.time_zone, "mmdb", confidence=shaped.confidence)
         latitude, longitude = shaped.latitude, shaped.longitude
         if latitude is None or longitude is None:
             return document.timezone_block(None, None)
-        try:
-            match = self.timezones.zone_at(latitude, longitude)
-        except TimezoneBackendUnavailable:
-            return document.timezone_block(None, None, degraded=True)
+        if shaped.fallback is not None:
+            match = shaped.fallback[0]
+        else:
+            try:
+                match = self.timezones.zone_at(latitude, longitude)
+            except TimezoneBackendUnavailable:
+                return document.timezone_block(None, None, degraded=True)
         if match is None:
             return document.timezone_block(None, None)
         return document.timezone_block(match.name, "tz_world", at_sea=match.at_sea, confidence=shaped.confidence)

@@ -138,6 +138,87 @@ def measure_latency(dsn: str, points: list[tuple[float, float]]) -> dict:
     return figures
 
 
+def measure_in_server(dsn: str, points: list[tuple[float, float]], rounds: int = 2) -> dict:
+    """The query's own time, measured inside PostgreSQL: a PL/pgSQL loop runs each table's lookup
+    (plan cached, generic) for every point and reads clock_timestamp() around it. No client, no
+    socket, no wake-up of another process: what is left is the index scan and ST_Covers.
+    Tables alternate by round; the last round counts (the first warms the buffers)."""
+    functions = {"plain": "tz_world", "subdivided": "tz_world_lookup"}
+    latitudes = [latitude for latitude, _ in points]
+    longitudes = [longitude for _, longitude in points]
+    samples = {}
+    connection = psycopg2.connect(dsn, options="-c jit=off -c plan_cache_mode=force_generic_plan")
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            for name, table in functions.items():
+                cursor.execute(f"""
+                    CREATE FUNCTION pg_temp.bench_{name}(lats float8[], lons float8[]) RETURNS float8[]
+                    LANGUAGE plpgsql AS $$
+                    DECLARE
+                        timings float8[] := '{{}}';
+                        started timestamptz;
+                        zone text;
+                    BEGIN
+                        FOR i IN 1 .. array_length(lats, 1) LOOP
+                            started := clock_timestamp();
+                            SELECT tzid INTO zone FROM {table}
+                             WHERE ST_Covers(geom, ST_SetSRID(ST_MakePoint(lons[i], lats[i]), 4326))
+                             ORDER BY {SQL_ORDER} LIMIT 1;
+                            timings := timings || (extract(epoch FROM clock_timestamp() - started) * 1e9)::float8;
+                        END LOOP;
+                        RETURN timings;
+                    END $$""")
+            for _ in range(rounds):
+                for name in functions:
+                    cursor.execute(f"SELECT pg_temp.bench_{name}(%s, %s)", (latitudes, longitudes))
+                    samples[name] = [int(value) for value in cursor.fetchone()[0]]
+    finally:
+        connection.close()
+    figures = {name: _percentiles(values) for name, values in samples.items()}
+    figures["speedup_p50"] = round(figures["plain"]["p50_ms"] / max(figures["subdivided"]["p50_ms"], 1e-6), 2)
+    return figures
+
+
+def measure_ipc_floor(round_trips: int = 10_000) -> dict:
+    """What one round trip between two processes costs on this machine, with nothing else in it:
+    a byte ping-ponged over a socketpair to a forked child. Once with the two free to run on any
+    CPU (as the app and PostgreSQL do), once pinned to one CPU (no cross-CPU wake-up)."""
+    import socket
+
+    def ping_pong(cpu: int | None) -> dict:
+        parent, child = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:  # the child echoes until the parent closes its end
+            parent.close()
+            if cpu is not None:
+                os.sched_setaffinity(0, {cpu})
+            while child.recv(1):
+                child.send(b"x")
+            os._exit(0)
+        child.close()
+        saved = os.sched_getaffinity(0)
+        try:
+            if cpu is not None:
+                os.sched_setaffinity(0, {cpu})
+            samples = []
+            for _ in range(round_trips):
+                start = time.perf_counter_ns()
+                parent.send(b"x")
+                parent.recv(1)
+                samples.append(time.perf_counter_ns() - start)
+        finally:
+            os.sched_setaffinity(0, saved)
+            parent.close()
+            os.waitpid(pid, 0)
+        return _percentiles(samples)
+
+    result = {"any_cpu": ping_pong(None)}
+    if len(os.sched_getaffinity(0)) > 1:
+        result["same_cpu"] = ping_pong(min(os.sched_getaffinity(0)))
+    return result
+
+
 def measure_agreement(dsn: str, points: list[tuple[float, float]]) -> dict:
     from timezonefinder import TimezoneFinder
 
@@ -229,15 +310,19 @@ def measure(quick: bool = False, dsn: str | None = None, points: int | None = No
         sample = seeded_points(points)
         agreement = measure_agreement(dsn, sample)
         latency = measure_latency(dsn, sample[:latency_points])
+        in_server = measure_in_server(dsn, sample[:latency_points])
     finally:
         if server is not None:
             server.close()
+    ipc_floor = measure_ipc_floor(2_000 if quick else 10_000)
     speedup = latency["plain"]["p50_ms"] / latency["subdivided"]["p50_ms"]
     floor = latency["round_trip"]["p50_ms"]
     net_work = latency["subdivided"]["p50_ms"] - floor
     net_speedup = (latency["plain"]["p50_ms"] - floor) / net_work if net_work > 0 else None
     met = {
-        "speedup_p50": speedup >= TARGETS["speedup_p50"],
+        # The query's own time decides (measured inside PostgreSQL); the client-side ratio, which
+        # adds the same round trip to both tables, is reported next to it.
+        "speedup_p50": in_server["speedup_p50"] >= TARGETS["speedup_p50"],
         "subdivided_p99_ms": latency["subdivided"]["p99_ms"] < TARGETS["subdivided_p99_ms"],
         "agreement": agreement["agreement"] >= TARGETS["agreement"],
         "load_seconds": None if quick else load["seconds"] < TARGETS["load_seconds"],
@@ -247,7 +332,8 @@ def measure(quick: bool = False, dsn: str | None = None, points: int | None = No
     results = {
         "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "quick": quick, "seed": SEED, "machine": {"cpus": os.cpu_count(), "load_before": list(os.getloadavg())},
-        "load": load, "agreement": agreement, "latency": latency, "speedup_p50": round(speedup, 2),
+        "load": load, "agreement": agreement, "latency": latency, "in_server": in_server, "ipc_floor": ipc_floor,
+        "speedup_p50": round(speedup, 2),
         "speedup_p50_net_of_round_trip": None if net_speedup is None else round(net_speedup, 2),
         "targets": TARGETS, "met": met,
     }
@@ -269,14 +355,17 @@ def _yes(flag) -> str:
 def table_rows(results: dict) -> list[tuple]:
     latency, agreement, load, met = results["latency"], results["agreement"], results["load"], results["met"]
     sub, plain = latency["subdivided"], latency["plain"]
+    server_sub, server_plain = results["in_server"]["subdivided"], results["in_server"]["plain"]
     return [
-        (f"4a. tz fallback query, subdivided vs plain tz_world (p50/p99, {sub['count']:,} points)",
+        (f"4a. tz fallback query in PostgreSQL, subdivided vs plain tz_world (p50/p99, {server_sub['count']:,} points)",
+         f"{server_sub['p50_ms'] * 1000:.0f} / {server_sub['p99_ms'] * 1000:.0f} µs",
+         f"{server_plain['p50_ms'] * 1000:.0f} / {server_plain['p99_ms'] * 1000:.0f} µs (plain)",
+         f"{results['in_server']['speedup_p50']:.1f}x", "≥ 5x at p50", _yes(met["speedup_p50"])),
+        (f"4a'. same, seen by the app over 127.0.0.1 (p50/p99, {sub['count']:,} points)",
          f"{sub['p50_ms'] * 1000:.0f} / {sub['p99_ms'] * 1000:.0f} µs",
-         f"{plain['p50_ms'] * 1000:.0f} / {plain['p99_ms'] * 1000:.0f} µs (plain)",
-         f"{results['speedup_p50']:.1f}x" + ("" if results["speedup_p50_net_of_round_trip"] is None else
-                                             f" ({results['speedup_p50_net_of_round_trip']:.1f}x net of the round trip)"),
-         "≥ 5x at p50, p99 < 1 ms",
-         _yes(met["speedup_p50"] and met["subdivided_p99_ms"])),
+         f"{plain['p50_ms'] * 1000:.0f} / {plain['p99_ms'] * 1000:.0f} µs (plain); bare round trip "
+         f"{latency['round_trip']['p50_ms'] * 1000:.0f} µs",
+         f"{results['speedup_p50']:.1f}x", "p99 < 1 ms", _yes(met["subdivided_p99_ms"])),
         (f"4b. tz agreement PostGIS vs embedded ({agreement['points']:,} seeded points)",
          f"{agreement['agreement']:.4%}", f"{len(agreement['disagreements'])} disagreements", "", "≥ 99.99%",
          _yes(met["agreement"])),
@@ -308,6 +397,21 @@ def markdown(results: dict) -> str:
         figure = latency[name]
         lines.append(f"| {label} | {figure['p50_ms'] * 1000:.1f} µs | {figure['p99_ms'] * 1000:.1f} µs | "
                      f"{figure['mean_ms'] * 1000:.1f} µs |")
+    in_server, floor = results["in_server"], results["ipc_floor"]
+    lines += ["", "## Inside PostgreSQL (the query alone)", "",
+              "A PL/pgSQL loop over the same points times each lookup with clock_timestamp() (plan cached): "
+              "no client, no socket, no process wake-up.", "",
+              "| table | p50 | p99 | mean |", "|---|---|---|---|"]
+    for name in ("subdivided", "plain"):
+        figure = in_server[name]
+        lines.append(f"| {name} | {figure['p50_ms'] * 1000:.1f} µs | {figure['p99_ms'] * 1000:.1f} µs | "
+                     f"{figure['mean_ms'] * 1000:.1f} µs |")
+    lines += ["", "## The round-trip floor of this machine", "",
+              "One byte ping-ponged between two processes over a socketpair (no PostgreSQL, no Python "
+              "driver): the least any query from the app can cost.", ""]
+    for name, label in (("any_cpu", "either CPU (as the app and PostgreSQL run)"), ("same_cpu", "both pinned to one CPU")):
+        if name in floor:
+            lines.append(f"- {label}: p50 {floor[name]['p50_ms'] * 1000:.1f} µs, p99 {floor[name]['p99_ms'] * 1000:.1f} µs")
     lines += ["", "## Agreement", "",
               f"{agreement['agree']:,} of {agreement['points']:,} seeded points (seed {results['seed']}; half "
               f"area-uniform, half around tzdata's principal cities) get the same answer from PostGIS and from the "
