@@ -32,10 +32,10 @@ README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 FIGURES = ("inprocess", "http", "batch", "timezones", "dns", "memory", "coldstart")
 
-FULL = {"inprocess_addresses": 100_000, "inprocess_rounds": 3, "http_addresses": 10_000, "http_seconds": 10,
+FULL = {"inprocess_addresses": 100_000, "inprocess_rounds": 3, "http_addresses": 10_000, "http_seconds": 10, "http_rounds": 3,
         "curve_seconds": 2, "curve_connections": bench_http.CURVE_CONNECTIONS, "batch_rounds": 3, "dns_names": 1000,
         "memory_workers": bench_memory.WORKER_COUNTS, "coldstart_repeats": 3}
-QUICK = {"inprocess_addresses": 400, "inprocess_rounds": 1, "http_addresses": 200, "http_seconds": 1,
+QUICK = {"inprocess_addresses": 400, "inprocess_rounds": 1, "http_addresses": 200, "http_seconds": 1, "http_rounds": 1,
          "curve_seconds": 0.5, "curve_connections": (1, 4), "batch_rounds": 1, "dns_names": 20,
          "memory_workers": (1, 2), "coldstart_repeats": 1}
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     figure("inprocess", inprocess)
     figure("http", lambda: bench_http.measure(
-        main_file, located, seconds=sizes["http_seconds"], curve_seconds=sizes["curve_seconds"],
+        main_file, located, seconds=sizes["http_seconds"], rounds=sizes["http_rounds"], curve_seconds=sizes["curve_seconds"],
         curve_connections=sizes["curve_connections"],
         profile_to=None if args.quick else args.out / f"{stem}-profile-http-worker.txt"))
     figure("batch", lambda: bench_batch.measure(
