@@ -42,12 +42,10 @@ class EmbeddedTimezoneIndex:
         self._pool_lock = threading.Lock()
         self._all: list = []
         self._candidate_groups: dict[int, tuple[tuple[int, tuple[int, ...]], ...]] = {}
-        finder = self._borrow()
-        try:
-            self._names = list(finder.timezone_names)
-            self.release = packaged_release(finder)
-        finally:
-            self._idle.put(finder)
+        # Nothing is loaded until the first lookup: with a City file that has its own time zones
+        # (GeoLite2) a worker may never need a finder, and each costs megabytes.
+        self._names: list[str] | None = None
+        self.release = packaged_release(data_dir=data_dir)
 
     def _borrow(self):
         """An idle finder; a new one while fewer than pool_size exist; else wait for one."""
@@ -57,9 +55,11 @@ class EmbeddedTimezoneIndex:
             pass
         with self._pool_lock:
             if self._made < self._pool_size:
-                self._made += 1
                 finder = self._finder_class(bin_file_location=self._data_dir, in_memory=False)
+                self._made += 1
                 self._all.append(finder)
+                if self._names is None:
+                    self._names = list(finder.timezone_names)
                 return finder
         return self._idle.get()
 

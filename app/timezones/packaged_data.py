@@ -51,16 +51,27 @@ def _version_of(distribution: str) -> str:
         return "unknown"
 
 
-def packaged_release(finder=None) -> DataRelease:
-    """The boundary release the installed packages hold (data_version.txt, e.g. "2026c")."""
-    if finder is None:
-        from timezonefinder import TimezoneFinderL
+def packaged_release(finder=None, data_dir=None) -> DataRelease:
+    """The boundary release the installed packages hold (data_version.txt, e.g. "2026c").
 
-        finder = TimezoneFinderL()
-    try:
-        release = finder.data_version
-    except FileNotFoundError:
-        release = _version_of("timezonefinder-data")
+    Read from the stamp file itself unless a finder is at hand: building one just to ask would
+    load megabytes of arrays that stay allocated. Raises FileNotFoundError when the data
+    directory does not exist (a broken install shows at start, not at the first lookup)."""
+    if finder is not None:
+        try:
+            release = finder.data_version
+        except FileNotFoundError:
+            release = _version_of("timezonefinder-data")
+    else:
+        from pathlib import Path
+
+        from timezonefinder.configs import DATA_VERSION_FILENAME, DEFAULT_DATA_DIR
+
+        directory = Path(data_dir or DEFAULT_DATA_DIR)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"no time-zone data directory at {directory}")
+        stamp = directory / DATA_VERSION_FILENAME
+        release = stamp.read_text(encoding="utf-8").strip() if stamp.exists() else _version_of("timezonefinder-data")
     return DataRelease(release, _version_of("timezonefinder-data"), _version_of("timezonefinder"))
 
 
