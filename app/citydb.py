@@ -141,33 +141,43 @@ class CityDatabase:
             if self._clock() < self._next_check and self._loaded is not None:
                 return
             self._next_check = self._clock() + self.check_interval
-            try:
-                signature = _signature(os.stat(self.path))
-            except OSError as exc:
-                self.last_error = f"City database file is missing or unreadable ({exc.strerror})"
-                return
-            if self._loaded is not None and signature == self._loaded.signature:
-                self.last_error = None
-                return
-            if signature == self._failed_signature:
-                return
-            try:
-                copy = self._private_copy(signature)
-                if copy is None:  # the file changed while it was copied: try again at the next check
+            # A file renamed over the path while it is copied is tried again at the next check;
+            # with nothing loaded yet there is no map to serve meanwhile, so try again at once.
+            for _attempt in range(1 if self._loaded is not None else 5):
+                if self._load_current_file():
                     return
-                reader, info = open_city_reader(copy)
-            except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
-                self._failed_signature = signature
-                self.last_error = f"City database file could not be opened: {exc}"
-                return
-            locator = open_locator(copy, reader, info.ip_version) if self.record_cache_size > 0 else None
-            self._loaded = _Loaded(reader, info, signature, locator)
-            self._remove_other_copies(copy)
-            self._failed_signature = None
-            self.last_error = None
-            self.reloads += 1
         finally:
             self._lock.release()
+
+    def _load_current_file(self) -> bool:
+        """Swap in the file at `path` if it is new and opens; False only when it changed while
+        being copied (worth an immediate retry)."""
+        try:
+            signature = _signature(os.stat(self.path))
+        except OSError as exc:
+            self.last_error = f"City database file is missing or unreadable ({exc.strerror})"
+            return True
+        if self._loaded is not None and signature == self._loaded.signature:
+            self.last_error = None
+            return True
+        if signature == self._failed_signature:
+            return True
+        try:
+            copy = self._private_copy(signature)
+            if copy is None:
+                return False
+            reader, info = open_city_reader(copy)
+        except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
+            self._failed_signature = signature
+            self.last_error = f"City database file could not be opened: {exc}"
+            return True
+        locator = open_locator(copy, reader, info.ip_version) if self.record_cache_size > 0 else None
+        self._loaded = _Loaded(reader, info, signature, locator)
+        self._remove_other_copies(copy)
+        self._failed_signature = None
+        self.last_error = None
+        self.reloads += 1
+        return True
 
     def _private_copy(self, signature) -> str | None:
         """The path of this version's private copy, made now unless another worker made it."""

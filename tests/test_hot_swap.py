@@ -37,6 +37,7 @@ def test_ten_swaps_under_concurrent_lookups(tmp_path):
     path = tmp_path / "city.mmdb"
     generation_db(path, 0)
     db = CityDatabase(str(path), check_interval=0.05)
+    assert city_name(db) == "Gen0"  # loaded before the first swap, or Gen0 could never be served
     failures, seen, stop = [], set(), threading.Event()
 
     def hammer():
@@ -157,3 +158,24 @@ def test_workers_racing_on_a_new_version_all_map_one_copy(tmp_path):
     [copy] = list(copies.iterdir())
     mapped = {line.split()[-1] for line in open("/proc/self/maps") if str(copies) in line}
     assert mapped == {str(copy)}  # one inode, shared: no worker kept a copy of its own
+
+
+def test_first_load_racing_a_rename_still_answers(tmp_path, monkeypatch):
+    """The first lookup finds the file replaced while it copied it: it must load the new file at
+    once (nothing is loaded to serve meanwhile), not fail with DATABASE_UNAVAILABLE."""
+    path = tmp_path / "city.mmdb"
+    generation_db(path, 0)
+    db = CityDatabase(str(path), check_interval=60, copy_dir=str(tmp_path / "copies"))
+    real_copy = db._private_copy
+    calls = []
+
+    def copy_during_a_rename(signature):
+        calls.append(signature)
+        if len(calls) == 1:
+            generation_db(path, 1)  # renamed over the path while the first copy was made
+            return None
+        return real_copy(signature)
+
+    monkeypatch.setattr(db, "_private_copy", copy_during_a_rename)
+    assert city_name(db) == "Gen1"
+    assert len(calls) == 2 and db.reloads == 1
