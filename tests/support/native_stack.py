@@ -177,12 +177,35 @@ class NativeStack:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+            # Programs run in process groups of their own: whatever of this stack outlived
+            # supervisord (an orphaned uWSGI worker, say) is found by its run directory.
+            for pid in self._leftover_pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
         if self.run_dir is not None and os.environ.get("GEOIP_KEEP_STACK_DIR") != "1":
             shutil.rmtree(self.run_dir, ignore_errors=True)
         return None if self.process is None else self.process.returncode
+
+    def _leftover_pids(self) -> list[int]:
+        if self.run_dir is None:
+            return []
+        marker = f"GEOIP_RUN_DIR={self.run_dir}".encode()
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as handle:
+                    if marker in handle.read().split(b"\0"):
+                        found.append(int(entry))
+            except OSError:
+                continue
+        return found
 
     # -- inspection and control ----------------------------------------------------------------
     def log(self) -> str:
