@@ -232,7 +232,7 @@ class CityDatabase:
         loaded = self._loaded_now()
         if not _holds(loaded, address):
             return None, None, loaded.info
-        record, prefix_len = self._decode(loaded, address, text)
+        record, prefix_len = self._read(loaded.reader.get_with_prefix_len, text or address)
         return record, network_text(address, prefix_len), loaded.info
 
     def derive(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, text: str | None,
@@ -241,14 +241,12 @@ class CityDatabase:
 
         `derive` must depend on nothing but its arguments: its result is kept per record and
         variant while this file version serves (and shared by every caller: never mutate it)."""
-        loaded = self._loaded
-        if loaded is None or self._clock() >= self._next_check:
-            loaded = self._loaded_now()
-        if address.version == 6 and loaded.info.ip_version == 4:
+        loaded = self._loaded_now()
+        if not _holds(loaded, address):
             return None, None, loaded.info
         locator = loaded.locator
         if locator is None:
-            record, prefix_len = self._decode(loaded, address, text)
+            record, prefix_len = self._read(loaded.reader.get_with_prefix_len, text or address)
             value = None if record is None else derive(record, variant)
             return value, network_text(address, prefix_len), loaded.info
         try:
@@ -263,7 +261,7 @@ class CityDatabase:
         value = cache.get(key)
         if value is None:
             self.record_misses += 1
-            record = self._decode(loaded, address, text, with_prefix=False)  # the locator gave the prefix
+            record = self._read(loaded.reader.get, text or address)  # the locator gave the prefix
             if record is None:  # cannot happen when the locator agreed with the reader; never cached
                 return None, network_text(address, prefix_len), loaded.info
             value = cache[key] = derive(record, variant)
@@ -281,16 +279,17 @@ class CityDatabase:
         return value, network_text(address, prefix_len), loaded.info
 
     def _loaded_now(self) -> _Loaded:
-        loaded = self._current()
-        if loaded is None:
-            raise DatabaseUnavailable()
+        loaded = self._loaded  # the common case, without a call: loaded and not due for a check
+        if loaded is None or self._clock() >= self._next_check:
+            loaded = self._current()
+            if loaded is None:
+                raise DatabaseUnavailable()
         return loaded
 
-    def _decode(self, loaded: _Loaded, address, text: str | None, with_prefix: bool = True):
+    def _read(self, read, key):
+        """One reader call (`get` or `get_with_prefix_len`); a damaged file answers unavailable."""
         try:
-            if not with_prefix:
-                return loaded.reader.get(text or address)
-            return loaded.reader.get_with_prefix_len(text or address)
+            return read(key)
         except (maxminddb.InvalidDatabaseError, ValueError):
             self.last_error = _DAMAGED
             raise DatabaseUnavailable("The City database could not answer for this address.") from None

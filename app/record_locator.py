@@ -23,6 +23,8 @@ import socket
 import sys
 import threading
 
+import maxminddb
+
 log = logging.getLogger(__name__)
 
 MMDB_MODE_MMAP = 1
@@ -141,18 +143,20 @@ def open_locator(path: str, reader, ip_version: int, samples: int = 256) -> Reco
 
 def _agrees(locator: RecordLocator, reader, ip_version: int, samples: int) -> bool:
     """Same found/not found and prefix as the extension on random addresses and on the first
-    networks of the file, and one record per offset."""
+    networks of the file, and one record per offset. False, never an exception, when the file
+    cannot be read far enough to tell (a damaged data section still serves the other records
+    through plain lookups, each failing one answering DATABASE_UNAVAILABLE)."""
     rng = random.Random(0)
     addresses = [ipaddress.IPv4Address(rng.getrandbits(32)) for _ in range(samples)]
     if ip_version == 6:
         # drawn from 2000::/4, the allocated unicast space, where records exist
         addresses += [ipaddress.IPv6Address((0x2 << 124) | rng.getrandbits(124)) for _ in range(samples // 4)]
-    for count, (network, _record) in enumerate(reader):
-        if count == samples:
-            break
-        addresses.append(network.network_address)
     records: dict[int, object] = {}
     try:
+        for count, (network, _record) in enumerate(reader):
+            if count == samples:
+                break
+            addresses.append(network.network_address)
         for address in addresses:
             offset, prefix = locator.locate(address)
             record, expected_prefix = reader.get_with_prefix_len(address)
@@ -160,6 +164,6 @@ def _agrees(locator: RecordLocator, reader, ip_version: int, samples: int) -> bo
                 return False
             if offset is not None and records.setdefault(offset, record) != record:
                 return False
-    except (ValueError, TypeError, OSError):
+    except (ValueError, TypeError, OSError, maxminddb.InvalidDatabaseError):
         return False
     return True

@@ -36,7 +36,8 @@ def open_services(city_path: str) -> Services:
 
 
 def _cache_counts(services) -> dict:
-    counts = {"records": (services.city_db.cache_info()["hits"], services.city_db.cache_info()["misses"])}
+    records = services.city_db.cache_info()
+    counts = {"records": (records["hits"], records["misses"])}
     if hasattr(services.timezones, "cache_info"):
         info = services.timezones.cache_info()
         counts["timezones"] = (info.hits, info.misses)

@@ -37,7 +37,6 @@ class EmbeddedTimezoneIndex:
         # each holds about 2.3 MB of arrays: rather than one per thread (64 per uWSGI worker), a few
         # are lent out. Lookups hold the GIL, so more than a couple would only cost memory.
         self._idle: queue.SimpleQueue = queue.SimpleQueue()
-        self._made = 0
         self._pool_size = pool_size
         self._pool_lock = threading.Lock()
         self._all: list = []
@@ -54,9 +53,8 @@ class EmbeddedTimezoneIndex:
         except queue.Empty:
             pass
         with self._pool_lock:
-            if self._made < self._pool_size:
+            if len(self._all) < self._pool_size:
                 finder = self._finder_class(bin_file_location=self._data_dir, in_memory=False)
-                self._made += 1
                 self._all.append(finder)
                 if self._names is None:
                     self._names = list(finder.timezone_names)
@@ -125,4 +123,3 @@ class EmbeddedTimezoneIndex:
             for finder in self._all:
                 finder.cleanup()
             self._all.clear()
-            self._made = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -63,8 +64,6 @@ def packaged_release(finder=None, data_dir=None) -> DataRelease:
         except FileNotFoundError:
             release = _version_of("timezonefinder-data")
     else:
-        from pathlib import Path
-
         from timezonefinder.configs import DATA_VERSION_FILENAME, DEFAULT_DATA_DIR
 
         directory = Path(data_dir or DEFAULT_DATA_DIR)
