@@ -20,12 +20,14 @@ COPY docker/certs/ /tmp/build-certs/
 RUN trust-build-certs /tmp/build-certs \
     && apt-get update \
     && apt-get install -y --no-install-recommends \
-        ca-certificates gcc libc6-dev libpq-dev python3 python3-dev python3-venv \
+        ca-certificates gcc libc6-dev libmaxminddb-dev libpq-dev python3 python3-dev python3-venv \
     && rm -rf /var/lib/apt/lists/*
 
 COPY requirements.txt /tmp/requirements.txt
+COPY app/native/setup.py app/native/mmdb_records.c /tmp/native/
 RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install -r /tmp/requirements.txt \
+    && /opt/venv/bin/pip install --no-build-isolation --no-deps /tmp/native \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 # ---- runtime: no compiler, no package caches, no secrets ------------------------------------------
@@ -48,7 +50,7 @@ COPY docker/certs/ /tmp/build-certs/
 RUN trust-build-certs /tmp/build-certs \
     && rm -rf /tmp/build-certs \
     && apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates libpq5 libpython3.11 nginx python3 \
+    && apt-get install -y --no-install-recommends ca-certificates libmaxminddb0 libpq5 libpython3.11 nginx python3 \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
     && rm -f /etc/nginx/sites-enabled/default \
     && useradd --system --uid 10001 --user-group --home-dir /nonexistent --shell /usr/sbin/nologin geoip \

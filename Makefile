@@ -9,7 +9,7 @@ GEOIP_CITY_DB ?= data/city.mmdb
 export GEOIP_CITY_DB
 
 # System packages the suite drives for real (PostGIS, Nginx, Chromium, load tools).
-RUN_APT := python3-venv python3-dev libpq-dev gcc nginx
+RUN_APT := python3-venv python3-dev libpq-dev libmaxminddb-dev gcc nginx
 TEST_APT := $(RUN_APT) postgresql-15-postgis-3 nginx chromium wrk apache2-utils fonts-noto-color-emoji docker-compose
 
 .PHONY: run test e2e bench sysdeps-run sysdeps-test venv venv-dev city-db clean
@@ -29,10 +29,14 @@ sysdeps-run:
 sysdeps-test:
 	$(call apt_install,$(TEST_APT))
 
-$(VENV)/.runtime: requirements.txt
+# app/native: the mmdb_records C module (record offsets, records read at an offset), built against
+# the system's libmaxminddb with the pinned setuptools from requirements.txt.
+$(VENV)/.runtime: requirements.txt app/native/setup.py app/native/mmdb_records.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements.txt
+	$(PIP) install -q --no-build-isolation --force-reinstall --no-deps ./app/native
+	rm -rf app/native/build app/native/*.egg-info
 	touch $@
 
 $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime

@@ -14,8 +14,9 @@ first worker that sees it (in `copy_dir`, private to the service user) and share
 workers through the page cache, so memory is not multiplied.
 
 Decoding a record is most of a lookup's cost, and many networks share one record. `derive` finds
-the record's offset first (record_locator.py) and keeps what the caller derives from the record,
-per offset, in a bounded LRU that belongs to the file version: a swap starts an empty one.
+the record's offset first (record_offsets.py) and keeps what the caller derives from the record,
+per offset and language, in a bounded LRU that belongs to the file version: a swap starts an empty
+one. A record not kept yet is read at its offset with its names in that language only.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from typing import Callable, TypeVar
 import maxminddb
 
 from .errors import DatabaseUnavailable
-from .record_locator import RecordLocator, open_locator
+from .record_offsets import open_offset_reader
 
 T = TypeVar("T")
 
@@ -69,13 +70,13 @@ class DatabaseInfo:
 class _Loaded:
     """A reader together with what identifies the file it came from."""
 
-    __slots__ = ("reader", "info", "signature", "locator", "derived")
+    __slots__ = ("reader", "info", "signature", "offsets", "derived")
 
-    def __init__(self, reader, info: DatabaseInfo, signature, locator: RecordLocator | None = None):
+    def __init__(self, reader, info: DatabaseInfo, signature, offsets=None):
         self.reader = reader
         self.info = info
         self.signature = signature
-        self.locator = locator
+        self.offsets = offsets  # an mmdb_records.OffsetReader on the same file, or None
         self.derived: OrderedDict = OrderedDict()
 
 
@@ -171,8 +172,8 @@ class CityDatabase:
             self._failed_signature = signature
             self.last_error = f"City database file could not be opened: {exc}"
             return True
-        locator = open_locator(copy, reader, info.ip_version) if self.record_cache_size > 0 else None
-        self._loaded = _Loaded(reader, info, signature, locator)
+        offsets = open_offset_reader(copy, reader, info.ip_version) if self.record_cache_size > 0 else None
+        self._loaded = _Loaded(reader, info, signature, offsets)
         self._remove_other_copies(copy)
         self._failed_signature = None
         self.last_error = None
@@ -220,7 +221,7 @@ class CityDatabase:
     def cache_info(self) -> dict:
         """The record cache of the version serving now (for /readyz and the bench)."""
         loaded = self._loaded
-        return {"enabled": loaded is not None and loaded.locator is not None,
+        return {"enabled": loaded is not None and loaded.offsets is not None,
                 "entries": len(loaded.derived) if loaded else 0, "capacity": self.record_cache_size,
                 "hits": self.record_hits, "misses": self.record_misses}
 
@@ -236,35 +237,29 @@ class CityDatabase:
         return record, network_text(address, prefix_len), loaded.info
 
     def derive(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, text: str | None,
-               derive: Callable[[dict, object], T], variant=None) -> tuple[T | None, str | None, DatabaseInfo]:
-        """(derive(record, variant) or None, network string, DatabaseInfo) for one address.
+               derive: Callable[[dict, str], T], lang: str) -> tuple[T | None, str | None, DatabaseInfo]:
+        """(derive(record, lang) or None, network string, DatabaseInfo) for one address.
 
-        `derive` must depend on nothing but its arguments: its result is kept per record and
-        variant while this file version serves (and shared by every caller: never mutate it)."""
+        The record `derive` gets may hold its names in `lang` and English only. `derive` must
+        depend on nothing but its arguments: its result is kept per record and language while this
+        file version serves (and shared by every caller: never mutate it)."""
         loaded = self._loaded_now()
         if not _holds(loaded, address):
             return None, None, loaded.info
-        locator = loaded.locator
-        if locator is None:
+        offsets = loaded.offsets
+        if offsets is None:
             record, prefix_len = self._read(loaded.reader.get_with_prefix_len, text or address)
-            value = None if record is None else derive(record, variant)
+            value = None if record is None else derive(record, lang)
             return value, network_text(address, prefix_len), loaded.info
-        try:
-            offset, prefix_len = locator.locate(address)
-        except ValueError:
-            self.last_error = _DAMAGED
-            raise DatabaseUnavailable("The City database could not answer for this address.") from None
+        offset, prefix_len = self._read(offsets.locate, int(address), address.version)
         if offset is None:
             return None, network_text(address, prefix_len), loaded.info
         cache = loaded.derived
-        key = (offset, variant)
+        key = (offset, lang)
         value = cache.get(key)
         if value is None:
             self.record_misses += 1
-            record = self._read(loaded.reader.get, text or address)  # the locator gave the prefix
-            if record is None:  # cannot happen when the locator agreed with the reader; never cached
-                return None, network_text(address, prefix_len), loaded.info
-            value = cache[key] = derive(record, variant)
+            value = cache[key] = derive(self._read(offsets.read, offset, lang), lang)
             if len(cache) > self.record_cache_size:
                 try:
                     cache.popitem(last=False)
@@ -286,10 +281,11 @@ class CityDatabase:
                 raise DatabaseUnavailable()
         return loaded
 
-    def _read(self, read, key):
-        """One reader call (`get` or `get_with_prefix_len`); a damaged file answers unavailable."""
+    def _read(self, read, *args):
+        """One call into the file (the extension's `get` or `get_with_prefix_len`, or the offset
+        reader's `locate` or `read`); a damaged file answers unavailable."""
         try:
-            return read(key)
+            return read(*args)
         except (maxminddb.InvalidDatabaseError, ValueError):
             self.last_error = _DAMAGED
             raise DatabaseUnavailable("The City database could not answer for this address.") from None

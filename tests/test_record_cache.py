@@ -1,4 +1,4 @@
-"""The City record cache: record offsets from libmaxminddb, shaped records kept per offset.
+"""The City record cache: record offsets from libmaxminddb (mmdb_records), shaped records kept per offset.
 
 The cache must be invisible in the answers: every document is the same with it, without it, and
 when offsets are unavailable; a new file version starts an empty cache.
@@ -13,12 +13,12 @@ import time
 import maxminddb
 import pytest
 
-from app import record_locator
+from app import record_offsets
 from app.citydb import CityDatabase
 from app.config import Config, ConfigError
 from app.document import shape_record
 from app.errors import GeoIPError
-from app.record_locator import open_locator
+from app.record_offsets import open_offset_reader
 from app.services import Services
 from tests.support.city_fixtures import STANDARD_RECORDS, place, write_city_db
 
@@ -40,53 +40,102 @@ def _open(path, **kwargs) -> CityDatabase:
     return CityDatabase(str(path), **kwargs)
 
 
+def _locate(offsets, address):
+    return offsets.locate(int(address), address.version)
+
+
+def test_mmdb_records_is_built_into_this_venv():
+    """The Makefile and the Dockerfile build it; without it the service still answers, decoding
+    every record, so a broken build would otherwise only show as a slower service."""
+    assert record_offsets.mmdb_records is not None
+
+
 @pytest.mark.parametrize("ip_version", [4, 6])
-def test_locator_agrees_with_the_extension_on_every_network(tmp_path, ip_version):
+def test_offsets_agree_with_the_extension_on_every_network(tmp_path, ip_version):
     records = STANDARD_RECORDS if ip_version == 6 else {
         cidr: record for cidr, record in STANDARD_RECORDS.items() if ":" not in cidr}
     path = write_city_db(tmp_path / "city.mmdb", records, ip_version=ip_version)
     with maxminddb.open_database(str(path), maxminddb.MODE_MMAP_EXT) as reader:
-        locator = open_locator(str(path), reader, ip_version)
-        assert locator is not None
-        offsets = {}
+        offsets = open_offset_reader(str(path), reader, ip_version)
+        assert offsets is not None
+        seen = {}
         for network, record in reader:
             for address in (network.network_address, network.broadcast_address):
-                offset, prefix = locator.locate(address)
+                offset, prefix = _locate(offsets, address)
                 assert prefix == network.prefixlen == reader.get_with_prefix_len(address)[1]
-                assert offsets.setdefault(offset, record) == record  # one record per offset
+                assert offsets.read(offset, None) == record
+                assert seen.setdefault(offset, record) == record  # one record per offset
         # an address in no network: no offset, and the same prefix the extension reports
         empty = ipaddress.ip_address("44.0.0.1")
-        assert locator.locate(empty) == (None, reader.get_with_prefix_len(empty)[1])
-        locator.close()
+        assert _locate(offsets, empty) == (None, reader.get_with_prefix_len(empty)[1])
+        offsets.close()
+        with pytest.raises(ValueError):
+            _locate(offsets, empty)  # closed: refused, not a read of freed memory
 
 
-def test_locator_agrees_on_maxmind_test_databases(maxmind_testdata):
+def test_offsets_agree_on_maxmind_test_databases(maxmind_testdata):
     for name in ("GeoIP2-City-Test.mmdb", "GeoLite2-City-Test.mmdb"):
         path = str(maxmind_testdata / name)
         with maxminddb.open_database(path, maxminddb.MODE_MMAP_EXT) as reader:
-            locator = open_locator(path, reader, reader.metadata().ip_version)
-            assert locator is not None, name
+            offsets = open_offset_reader(path, reader, reader.metadata().ip_version)
+            assert offsets is not None, name
             for network, record in reader:
-                offset, prefix = locator.locate(network.network_address)
+                offset, prefix = _locate(offsets, network.network_address)
                 assert offset is not None and prefix == network.prefixlen, (name, network)
-            locator.close()
+                assert offsets.read(offset, None) == record, (name, network)
+            offsets.close()
+
+
+def test_a_record_read_in_one_language_keeps_that_language_and_english(maxmind_testdata):
+    path = str(maxmind_testdata / "GeoIP2-City-Test.mmdb")
+    with maxminddb.open_database(path, maxminddb.MODE_MMAP_EXT) as reader:
+        offsets = open_offset_reader(path, reader, 6)
+        london = ipaddress.ip_address("81.2.69.160")
+        full = reader.get(london)
+        offset, _ = _locate(offsets, london)
+        for lang in ("en", "de", "ja", "xx"):
+            assert offsets.read(offset, lang) == _names_only(full, {lang, "en"}), lang
+            assert shape_record(offsets.read(offset, lang), lang) == shape_record(full, lang)
+        offsets.close()
+
+
+def _names_only(value, languages):
+    if isinstance(value, dict):
+        return {key: ({k: v for k, v in item.items() if k in languages} if key == "names" else
+                      _names_only(item, languages)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_names_only(item, languages) for item in value]
+    return value
+
+
+def test_offsets_refuse_bad_arguments_without_crashing(tmp_path):
+    path = write_city_db(tmp_path / "city.mmdb")
+    offsets = record_offsets.mmdb_records.OffsetReader(str(path))
+    for arguments in ((-1, 4), (2**32, 4), (2**128, 6), (1, 5), ("1.2.3.4", 4)):
+        with pytest.raises((ValueError, TypeError, OverflowError)):
+            offsets.locate(*arguments)
+    for offset in (2**31, 2**32, -1):
+        with pytest.raises((ValueError, OverflowError)):
+            offsets.read(offset, "en")
+    with pytest.raises(OSError):
+        record_offsets.mmdb_records.OffsetReader(str(tmp_path / "missing.mmdb"))
 
 
 def test_networks_sharing_a_record_share_an_offset(tmp_path):
     path = write_city_db(tmp_path / "city.mmdb", SHARING)
     with maxminddb.open_database(str(path), maxminddb.MODE_MMAP_EXT) as reader:
-        locator = open_locator(str(path), reader, 6)
-        leeds_a, _ = locator.locate(ipaddress.ip_address("81.2.69.1"))
-        leeds_b, _ = locator.locate(ipaddress.ip_address("81.2.70.1"))
-        paris, _ = locator.locate(ipaddress.ip_address("2.2.0.1"))
+        offsets = open_offset_reader(str(path), reader, 6)
+        leeds_a, _ = _locate(offsets, ipaddress.ip_address("81.2.69.1"))
+        leeds_b, _ = _locate(offsets, ipaddress.ip_address("81.2.70.1"))
+        paris, _ = _locate(offsets, ipaddress.ip_address("2.2.0.1"))
         assert leeds_a == leeds_b != paris
-        locator.close()
+        offsets.close()
 
 
-def test_a_locator_that_disagrees_with_the_extension_is_not_used(tmp_path):
+def test_offsets_that_disagree_with_the_extension_are_not_used(tmp_path):
     path = write_city_db(tmp_path / "city.mmdb")
 
-    class ShiftedReader:  # what a wrong struct layout or prefix convention would look like
+    class ShiftedReader:  # what a wrong prefix convention would look like
         def __init__(self, reader):
             self.reader = reader
 
@@ -97,8 +146,15 @@ def test_a_locator_that_disagrees_with_the_extension_is_not_used(tmp_path):
             record, prefix = self.reader.get_with_prefix_len(address)
             return record, prefix + 1
 
+    class OtherRecordReader(ShiftedReader):  # same tree, different data
+        def get_with_prefix_len(self, address):
+            record, prefix = self.reader.get_with_prefix_len(address)
+            return (dict(record, extra=1) if record else record), prefix
+
     with maxminddb.open_database(str(path), maxminddb.MODE_MMAP_EXT) as reader:
-        assert open_locator(str(path), ShiftedReader(reader), 6) is None
+        assert open_offset_reader(str(path), ShiftedReader(reader), 6) is None
+        assert open_offset_reader(str(path), OtherRecordReader(reader), 6) is None
+        assert open_offset_reader(str(path), reader, 4) is None  # not the file's IP version
 
 
 def test_derive_runs_once_per_record_and_language(tmp_path):
@@ -175,7 +231,7 @@ def test_documents_are_the_same_with_without_and_without_offsets(maxmind_testdat
     assert info["enabled"] and info["hits"] > 0
     uncached, info = lookup_all(0, "b")
     assert not info["enabled"]
-    monkeypatch.setattr(record_locator, "_library", False)  # as if the extension exported no libmaxminddb
+    monkeypatch.setattr(record_offsets, "mmdb_records", None)  # as if it had not been built
     fallback, info = lookup_all(4096, "c")
     assert not info["enabled"]
     assert cached == uncached == fallback
@@ -252,3 +308,23 @@ def test_cache_off_means_no_second_map_of_the_file(tmp_path):
 
     assert maps_of_copy(0) == 1  # the extension's map only
     assert maps_of_copy(4096) == 2  # and libmaxminddb's, for the offsets
+
+
+def test_reading_at_any_offset_of_the_shared_files_fails_cleanly_or_answers(maxmind_testdata):
+    """Offsets come from the tree, but the reader must hold even when they do not (a damaged
+    file): every offset of MaxMind's files, broken ones included, reads or raises ValueError."""
+    for path in sorted(maxmind_testdata.glob("*.mmdb")):
+        try:
+            offsets = record_offsets.mmdb_records.OffsetReader(str(path))
+        except OSError:  # GeoIP2-City-Test-Invalid-Node-Count: libmaxminddb refuses its metadata
+            continue
+        answered = 0
+        for offset in range(0, min(path.stat().st_size, 20_000)):
+            for lang in (None, "en"):
+                try:
+                    offsets.read(offset, lang)
+                    answered += 1
+                except ValueError:
+                    pass
+        assert answered > 0, path.name
+        offsets.close()
