@@ -16,7 +16,7 @@ workers through the page cache, so memory is not multiplied.
 Decoding a record is most of a lookup's cost, and many networks share one record. `derive` finds
 the record's offset first (record_offsets.py) and keeps what the caller derives from the record,
 per offset and language, in a bounded LRU that belongs to the file version: a swap starts an empty
-one. A record not kept yet is read at its offset with its names in that language only.
+one. A record not kept yet is read at its offset, as CityFields (city_fields.py) in that language.
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ from typing import Callable, TypeVar
 
 import maxminddb
 
+from .city_fields import CityFields, city_fields
 from .errors import DatabaseUnavailable
 from .record_offsets import open_offset_reader
 
@@ -237,19 +238,19 @@ class CityDatabase:
         return record, network_text(address, prefix_len), loaded.info
 
     def derive(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, text: str | None,
-               derive: Callable[[dict, str], T], lang: str) -> tuple[T | None, str | None, DatabaseInfo]:
-        """(derive(record, lang) or None, network string, DatabaseInfo) for one address.
+               derive: Callable[[CityFields], T], lang: str) -> tuple[T | None, str | None, DatabaseInfo]:
+        """(derive(the record's CityFields in `lang`) or None, network string, DatabaseInfo).
+        (From mmdb_records the fields come as a plain tuple in CityFields' order.)
 
-        The record `derive` gets may hold its names in `lang` and English only. `derive` must
-        depend on nothing but its arguments: its result is kept per record and language while this
-        file version serves (and shared by every caller: never mutate it)."""
+        `derive` must depend on nothing but its argument: its result is kept per record and
+        language while this file version serves (and shared by every caller: never mutate it)."""
         loaded = self._loaded_now()
         if not _holds(loaded, address):
             return None, None, loaded.info
         offsets = loaded.offsets
         if offsets is None:
             record, prefix_len = self._read(loaded.reader.get_with_prefix_len, text or address)
-            value = None if record is None else derive(record, lang)
+            value = None if record is None else derive(city_fields(record, lang))
             return value, network_text(address, prefix_len), loaded.info
         offset, prefix_len = self._read(offsets.locate, int(address), address.version)
         if offset is None:
@@ -259,7 +260,7 @@ class CityDatabase:
         value = cache.get(key)
         if value is None:
             self.record_misses += 1
-            value = cache[key] = derive(self._read(offsets.read, offset, lang), lang)
+            value = cache[key] = derive(self._read(offsets.read_fields, offset, lang))
             if len(cache) > self.record_cache_size:
                 try:
                     cache.popitem(last=False)

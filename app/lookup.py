@@ -8,11 +8,14 @@ import threading
 
 from . import document
 from .citydb import CityDatabase
+from .city_fields import CityFields
 from .errors import AddressNotFound, AddressReserved, DnsTimeout, GeoIPError, TimezoneBackendUnavailable
 from .resolver import DnsResolver
 from .targets import MAX_TARGET_LENGTH, DomainTarget, IPTarget, is_reserved, parse_ip, parse_target
 
 log = logging.getLogger(__name__)
+
+_LATITUDE, _LONGITUDE, _TIME_ZONE = (CityFields._fields.index(name) for name in ("latitude", "longitude", "time_zone"))
 
 ATTRIBUTIONS = {
     "dbip": "IP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0",
@@ -132,23 +135,21 @@ class LookupService:
         shaped, network, info = self.city_db.derive(address, text, self._shape, lang)
         if shaped is None:
             return None, info
-        result = shaped.template.copy()
-        result["ip"] = text or str(address)
-        result["network"] = network
-        result["timezone"] = self._timezone(shaped)
-        return result, info
+        return document.result(shaped, text or str(address), network, self._timezone(shaped)), info
 
-    def _shape(self, record: dict, lang: str) -> document.ShapedRecord:
+    def _shape(self, fields: CityFields) -> document.ShapedRecord:
         """What the City adapter keeps per record: the shaped record and, when the record has no
         time zone of its own, the tz_world answer for its coordinates. A failed fallback is not
         kept: each lookup of that record asks again until the backend answers."""
-        shaped = document.shape_record(record, lang)
-        if shaped.time_zone or shaped.latitude is None or shaped.longitude is None:
-            return shaped
-        try:
-            return shaped._replace(fallback=(self.timezones.zone_at(shaped.latitude, shaped.longitude),))
-        except TimezoneBackendUnavailable:
-            return shaped
+        # From mmdb_records the fields are a plain tuple in CityFields' order: indexed, not named.
+        latitude, longitude, time_zone = fields[_LATITUDE], fields[_LONGITUDE], fields[_TIME_ZONE]
+        fallback = None
+        if not time_zone and latitude is not None and longitude is not None:
+            try:
+                fallback = (self.timezones.zone_at(latitude, longitude),)
+            except TimezoneBackendUnavailable:
+                pass
+        return document.shape_fields(fields, fallback)
 
     def _timezone(self, shaped: document.ShapedRecord) -> dict:
         # The block itself is built per lookup (it carries the local time); what it names is kept.

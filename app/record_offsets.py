@@ -4,8 +4,8 @@ The maxminddb extension decodes the whole record (every language of every name) 
 objects on each `get`; that decode is most of a lookup's cost. Many networks share one record (a
 city's, a country's), and a record's offset in the data section identifies it within one file.
 Knowing the offset first lets the City adapter keep what it derives from a record and skip the
-decode when the same record comes back; on a miss, the record is read at that offset (no second
-walk down the tree) with its names in one language only.
+decode when the same record comes back; on a miss, what a result needs (CityFields) is read at
+that offset, with no second walk down the tree and no Python object for the rest of the record.
 
 Both steps are libmaxminddb's, through `mmdb_records` (app/native/mmdb_records.c, built into the
 venv by the Makefile and the Dockerfile). `open_offset_reader` checks its answers against the
@@ -20,6 +20,8 @@ import random
 
 import maxminddb
 
+from .city_fields import city_fields
+
 try:
     import mmdb_records
 except ImportError:  # not built: the service decodes every record (slower, same answers)
@@ -31,8 +33,8 @@ log = logging.getLogger(__name__)
 def open_offset_reader(path: str, reader, ip_version: int, samples: int = 256):
     """An `mmdb_records.OffsetReader` on `path` whose answers match `reader`'s (the extension's) on
     sample addresses, or None. Its `locate(int(address), address.version)` gives (offset or None,
-    prefix length as the extension counts it); `read(offset, language)` the record there, names
-    only in `language` and English (None: every name); both raise ValueError on damaged data."""
+    prefix length as the extension counts it); `read_fields(offset, language)` the CityFields of
+    the record there (`read(offset)`, the whole record); all raise ValueError on damaged data."""
     if mmdb_records is None:
         log.info("mmdb_records is not installed: City lookups decode every record")
         return None
@@ -49,8 +51,8 @@ def open_offset_reader(path: str, reader, ip_version: int, samples: int = 256):
 
 
 def _agrees(offsets, reader, ip_version: int, samples: int) -> bool:
-    """Same found/not found, prefix and record as the extension on random addresses and on the
-    first networks of the file. False, never an exception, when the file cannot be read far enough
+    """Same found/not found, prefix, record and CityFields as the extension (and city_fields) on
+    random addresses and on the first networks of the file. False, never an exception, when the file cannot be read far enough
     to tell (a damaged data section still serves the other records through plain lookups, each
     failing one answering DATABASE_UNAVAILABLE)."""
     rng = random.Random(0)
@@ -68,7 +70,8 @@ def _agrees(offsets, reader, ip_version: int, samples: int) -> bool:
             record, expected_prefix = reader.get_with_prefix_len(address)
             if prefix != expected_prefix or (offset is None) != (record is None):
                 return False
-            if offset is not None and offsets.read(offset, None) != record:
+            if offset is not None and (offsets.read(offset) != record
+                                       or offsets.read_fields(offset, "en") != city_fields(record, "en")):
                 return False
     except (ValueError, TypeError, OSError, maxminddb.InvalidDatabaseError):
         return False

@@ -16,12 +16,14 @@ import pytest
 from app import record_offsets
 from app.citydb import CityDatabase
 from app.config import Config, ConfigError
-from app.document import shape_record
+from app.city_fields import CityFields, city_fields
+from app.document import shape_fields
 from app.errors import GeoIPError
 from app.record_offsets import open_offset_reader
 from app.services import Services
 from tests.support.city_fixtures import STANDARD_RECORDS, place, write_city_db
 
+LANGUAGES = ("en", "de", "ja", "pt-BR", "zh-CN", "xx")
 SHARED_RECORD = place("Leeds", 2644688, ("ENG", "England"), lat=53.79, lon=-1.55, radius=20, time_zone="Europe/London")
 SHARING = {  # two networks, one record (mmdb-writer stores identical data once, as MaxMind's writer does)
     "81.2.69.0/24": SHARED_RECORD,
@@ -63,7 +65,8 @@ def test_offsets_agree_with_the_extension_on_every_network(tmp_path, ip_version)
             for address in (network.network_address, network.broadcast_address):
                 offset, prefix = _locate(offsets, address)
                 assert prefix == network.prefixlen == reader.get_with_prefix_len(address)[1]
-                assert offsets.read(offset, None) == record
+                assert offsets.read(offset) == record
+                assert offsets.read_fields(offset, "de") == city_fields(record, "de")
                 assert seen.setdefault(offset, record) == record  # one record per offset
         # an address in no network: no offset, and the same prefix the extension reports
         empty = ipaddress.ip_address("44.0.0.1")
@@ -82,30 +85,46 @@ def test_offsets_agree_on_maxmind_test_databases(maxmind_testdata):
             for network, record in reader:
                 offset, prefix = _locate(offsets, network.network_address)
                 assert offset is not None and prefix == network.prefixlen, (name, network)
-                assert offsets.read(offset, None) == record, (name, network)
+                assert offsets.read(offset) == record, (name, network)
+                for lang in LANGUAGES:
+                    fields = offsets.read_fields(offset, lang)
+                    expected = city_fields(record, lang)
+                    assert fields == expected and list(map(type, fields)) == list(map(type, expected)), (name, network)
             offsets.close()
 
 
-def test_a_record_read_in_one_language_keeps_that_language_and_english(maxmind_testdata):
-    path = str(maxmind_testdata / "GeoIP2-City-Test.mmdb")
-    with maxminddb.open_database(path, maxminddb.MODE_MMAP_EXT) as reader:
-        offsets = open_offset_reader(path, reader, 6)
-        london = ipaddress.ip_address("81.2.69.160")
-        full = reader.get(london)
-        offset, _ = _locate(offsets, london)
-        for lang in ("en", "de", "ja", "xx"):
-            assert offsets.read(offset, lang) == _names_only(full, {lang, "en"}), lang
-            assert shape_record(offsets.read(offset, lang), lang) == shape_record(full, lang)
+def test_fields_of_hand_made_records_match_city_fields(tmp_path):
+    """Edge cases the shared files lack: no names in the language (English instead), an empty name
+    (English too), no English either, an empty country (no country fields), a country without its
+    EU flag (False), no city (centroid), non-map parts (ignored), unusual value types."""
+    odd = {
+        "8.0.0.0/24": {"city": {"names": {"de": "München", "en": "Munich"}, "geoname_id": 2867714},
+                       "country": {"iso_code": "DE", "names": {"en": "Germany"}},
+                       "subdivisions": [{"iso_code": "BY", "names": {"de": ""}}, {"names": {"en": "Upper Bavaria"}}],
+                       "location": {"latitude": 48.1, "longitude": 11.6, "accuracy_radius": 5, "time_zone": "Europe/Berlin"},
+                       "postal": {"code": "80331"}},
+        "8.0.1.0/24": {"country": {}, "continent": {"code": "EU", "names": {"fr": "Europe"}},
+                       "location": {"latitude": 47.0, "longitude": 2.0, "accuracy_radius": 500}},
+        "8.0.2.0/24": {"city": {"geoname_id": 1}, "registered_country": {"iso_code": "FR", "names": {"en": "", "ja": "フランス"}},
+                       "extra": {"deep": [[{"x": 1.5}], True, b"\x00"]}},
+        "8.0.3.0/24": {"city": "not a map", "subdivisions": {"not": "an array"}, "location": [1, 2]},
+    }
+    path = write_city_db(tmp_path / "odd.mmdb", odd, ip_version=4)
+    with maxminddb.open_database(str(path), maxminddb.MODE_MMAP_EXT) as reader:
+        offsets = record_offsets.mmdb_records.OffsetReader(str(path))
+        for cidr in odd:
+            address = ipaddress.ip_network(cidr).network_address
+            offset, _ = _locate(offsets, address)
+            record = reader.get(address)
+            assert offsets.read(offset) == record
+            for lang in ("en", "de", "ja", "fr"):
+                fields = offsets.read_fields(offset, lang)
+                if isinstance(record.get("city"), str):  # city_fields needs maps; the C reader ignores the rest
+                    fields = CityFields._make(fields)
+                    assert fields.city_name is None and fields.subdivisions == () and fields.latitude is None
+                    continue
+                assert fields == tuple(city_fields(record, lang)), (cidr, lang)
         offsets.close()
-
-
-def _names_only(value, languages):
-    if isinstance(value, dict):
-        return {key: ({k: v for k, v in item.items() if k in languages} if key == "names" else
-                      _names_only(item, languages)) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_names_only(item, languages) for item in value]
-    return value
 
 
 def test_offsets_refuse_bad_arguments_without_crashing(tmp_path):
@@ -116,7 +135,11 @@ def test_offsets_refuse_bad_arguments_without_crashing(tmp_path):
             offsets.locate(*arguments)
     for offset in (2**31, 2**32, -1):
         with pytest.raises((ValueError, OverflowError)):
-            offsets.read(offset, "en")
+            offsets.read(offset)
+        with pytest.raises((ValueError, OverflowError)):
+            offsets.read_fields(offset, "en")
+    with pytest.raises(TypeError):
+        offsets.read_fields(0, None)
     with pytest.raises(OSError):
         record_offsets.mmdb_records.OffsetReader(str(tmp_path / "missing.mmdb"))
 
@@ -162,16 +185,16 @@ def test_derive_runs_once_per_record_and_language(tmp_path):
     city_db = _open(path)
     calls = []
 
-    def derive(record, lang):
-        calls.append(lang)
-        return shape_record(record, lang)
+    def derive(fields):
+        calls.append(CityFields._make(fields).city_name)  # a plain tuple in CityFields' order from C
+        return shape_fields(fields)
 
     first, network_a, _ = city_db.derive(ipaddress.ip_address("81.2.69.7"), None, derive, "en")
     second, network_b, _ = city_db.derive(ipaddress.ip_address("81.2.70.9"), "81.2.70.9", derive, "en")
-    assert calls == ["en"] and second is first  # the other network's address found the record kept
+    assert calls == ["Leeds"] and second is first  # the other network's address found the record kept
     assert (network_a, network_b) == ("81.2.69.0/24", "81.2.70.0/24")  # the network is the address's own
     german, _, _ = city_db.derive(ipaddress.ip_address("81.2.69.8"), None, derive, "de")
-    assert calls == ["en", "de"] and german is not first
+    assert calls == ["Leeds", "Leeds"] and german is not first
     assert city_db.cache_info() == {"enabled": True, "entries": 2, "capacity": 4096, "hits": 1, "misses": 2}
 
 
@@ -182,8 +205,8 @@ def test_cache_is_bounded_and_answers_stay_right(tmp_path):
     expected = {address: city_db.get(address)[0] for address in addresses}
     for _ in range(3):
         for address in addresses:
-            shaped, _, _ = city_db.derive(address, None, shape_record, "en")
-            assert shaped == shape_record(expected[address], "en")
+            shaped, _, _ = city_db.derive(address, None, shape_fields, "en")
+            assert shaped == shape_fields(city_fields(expected[address], "en"))
             assert city_db.cache_info()["entries"] <= 2
 
 
@@ -191,8 +214,8 @@ def test_a_new_file_version_starts_an_empty_cache(tmp_path):
     path = write_city_db(tmp_path / "city.mmdb", SHARING)
     city_db = _open(path, check_interval=0.05)
     address = ipaddress.ip_address("81.2.69.7")
-    before, _, _ = city_db.derive(address, None, shape_record, "en")
-    assert before.template["city"]["name"] == "Leeds"
+    before, _, _ = city_db.derive(address, None, shape_fields, "en")
+    assert before.city["name"] == "Leeds"
     # same offsets in the new file, different data: a stale cache would still say Leeds
     moved = dict(SHARING, **{"81.2.69.0/24": place("York", 2633352, ("ENG", "England"), lat=53.96, lon=-1.08,
                                                     radius=20, time_zone="Europe/London")})
@@ -201,16 +224,16 @@ def test_a_new_file_version_starts_an_empty_cache(tmp_path):
     while city_db.reloads < 2 and time.monotonic() < deadline:
         time.sleep(0.06)
         city_db.info  # noqa: B018 (a check happens on use)
-    after, _, _ = city_db.derive(address, None, shape_record, "en")
-    assert after.template["city"]["name"] == "York"
+    after, _, _ = city_db.derive(address, None, shape_fields, "en")
+    assert after.city["name"] == "York"
     assert city_db.cache_info()["entries"] == 1
 
 
 def test_ipv6_address_in_an_ipv4_file_and_unknown_addresses(tmp_path):
     records = {cidr: record for cidr, record in STANDARD_RECORDS.items() if ":" not in cidr}
     city_db = _open(write_city_db(tmp_path / "city.mmdb", records, ip_version=4))
-    assert city_db.derive(ipaddress.ip_address("2001:218::1"), None, shape_record, "en")[:2] == (None, None)
-    shaped, network, _ = city_db.derive(ipaddress.ip_address("44.0.0.1"), None, shape_record, "en")
+    assert city_db.derive(ipaddress.ip_address("2001:218::1"), None, shape_fields, "en")[:2] == (None, None)
+    shaped, network, _ = city_db.derive(ipaddress.ip_address("44.0.0.1"), None, shape_fields, "en")
     assert shaped is None and network.endswith(("/2", "/3", "/4", "/5", "/6", "/7", "/8"))
 
 
@@ -300,10 +323,10 @@ def test_cache_off_means_no_second_map_of_the_file(tmp_path):
     def maps_of_copy(record_cache_size: int) -> int:
         copies = tmp_path / f"copies-{record_cache_size}"
         city_db = _open(path, record_cache_size=record_cache_size, copy_dir=str(copies))
-        city_db.derive(ipaddress.ip_address("81.2.69.7"), None, shape_record, "en")
+        city_db.derive(ipaddress.ip_address("81.2.69.7"), None, shape_fields, "en")
         with open(f"/proc/{os.getpid()}/maps") as maps:
             count = sum(1 for line in maps if str(copies) in line)
-        city_db.derive(ipaddress.ip_address("81.2.69.7"), None, shape_record, "en")  # keep it alive until here
+        city_db.derive(ipaddress.ip_address("81.2.69.7"), None, shape_fields, "en")  # keep it alive until here
         return count
 
     assert maps_of_copy(0) == 1  # the extension's map only
@@ -320,9 +343,9 @@ def test_reading_at_any_offset_of_the_shared_files_fails_cleanly_or_answers(maxm
             continue
         answered = 0
         for offset in range(0, min(path.stat().st_size, 20_000)):
-            for lang in (None, "en"):
+            for read in (offsets.read, lambda at: offsets.read_fields(at, "en")):
                 try:
-                    offsets.read(offset, lang)
+                    read(offset)
                     answered += 1
                 except ValueError:
                     pass

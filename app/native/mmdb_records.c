@@ -8,10 +8,10 @@
  * system's, linked here) does the tree walk and all reading of the file, with its own bounds
  * checks; this module only turns libmaxminddb's entry list into Python objects.
  *
- * Decoded values are what the maxminddb extension gives for the same record (dict, list, str,
- * int, float, bool, bytes), except that a map under a "names" key keeps only the asked language
- * and English when a language is given. `open_offset_reader` (app/record_offsets.py) checks the
- * answers against the extension's before the service relies on them.
+ * `read` decodes a whole record as the maxminddb extension does (dict, list, str, int, float,
+ * bool, bytes); `read_fields` takes only what a result needs, in one language, as the tuple
+ * app/city_fields.py describes, and makes no Python object for the rest. `open_offset_reader`
+ * (app/record_offsets.py) checks both against the extension before the service relies on them.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -201,21 +201,9 @@ static PyObject *from_uint128(const MMDB_entry_data_s *data) {
     return value_object;
 }
 
-/* `language` NULL: every name. Otherwise a map under a "names" key keeps `language` and "en". */
-typedef struct {
-    const char *language;
-    size_t language_length;
-} NameFilter;
+static PyObject *decode_value(MMDB_entry_data_list_s **cursor);
 
-static int keep_name(const NameFilter *filter, const char *key, uint32_t length) {
-    return (length == filter->language_length && memcmp(key, filter->language, length) == 0) ||
-           (length == 2 && memcmp(key, "en", 2) == 0);
-}
-
-static PyObject *decode_value(MMDB_entry_data_list_s **cursor, const NameFilter *filter, int is_names);
-
-static PyObject *decode_map(MMDB_entry_data_list_s **cursor, uint32_t size, const NameFilter *filter,
-                            int is_names) {
+static PyObject *decode_map(MMDB_entry_data_list_s **cursor, uint32_t size) {
     PyObject *map = PyDict_New();
     if (map == NULL) {
         return NULL;
@@ -232,22 +220,12 @@ static PyObject *decode_map(MMDB_entry_data_list_s **cursor, uint32_t size, cons
             return NULL;
         }
         *cursor = key_node->next;
-        const char *key_text = key_node->entry_data.utf8_string;
-        uint32_t key_length = key_node->entry_data.data_size;
-        if (is_names && filter->language != NULL && !keep_name(filter, key_text, key_length)) {
-            if (!skip_value(cursor)) {
-                Py_DECREF(map);
-                return truncated();
-            }
-            continue;
-        }
-        PyObject *key = PyUnicode_DecodeUTF8(key_text, key_length, NULL);
+        PyObject *key = PyUnicode_DecodeUTF8(key_node->entry_data.utf8_string, key_node->entry_data.data_size, NULL);
         if (key == NULL) {
             Py_DECREF(map);
             return NULL;
         }
-        int child_is_names = key_length == 5 && memcmp(key_text, "names", 5) == 0;
-        PyObject *value = decode_value(cursor, filter, child_is_names);
+        PyObject *value = decode_value(cursor);
         if (value == NULL || PyDict_SetItem(map, key, value) < 0) {
             Py_DECREF(key);
             Py_XDECREF(value);
@@ -260,7 +238,7 @@ static PyObject *decode_map(MMDB_entry_data_list_s **cursor, uint32_t size, cons
     return map;
 }
 
-static PyObject *decode_value(MMDB_entry_data_list_s **cursor, const NameFilter *filter, int is_names) {
+static PyObject *decode_value(MMDB_entry_data_list_s **cursor) {
     MMDB_entry_data_list_s *node = *cursor;
     if (node == NULL) {
         return truncated();
@@ -269,14 +247,14 @@ static PyObject *decode_value(MMDB_entry_data_list_s **cursor, const NameFilter 
     const MMDB_entry_data_s *data = &node->entry_data;
     switch (data->type) {
     case MMDB_DATA_TYPE_MAP:
-        return decode_map(cursor, data->data_size, filter, is_names);
+        return decode_map(cursor, data->data_size);
     case MMDB_DATA_TYPE_ARRAY: {
         PyObject *list = PyList_New(data->data_size);
         if (list == NULL) {
             return NULL;
         }
         for (uint32_t i = 0; i < data->data_size; i++) {
-            PyObject *item = decode_value(cursor, filter, 0);
+            PyObject *item = decode_value(cursor);
             if (item == NULL) {
                 Py_DECREF(list);
                 return NULL;
@@ -311,31 +289,18 @@ static PyObject *decode_value(MMDB_entry_data_list_s **cursor, const NameFilter 
     }
 }
 
-/* read(offset: int, language: str | None) -> the record at that data-section offset */
-static PyObject *OffsetReader_read(OffsetReader *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "read(offset, language) takes 2 arguments");
-        return NULL;
-    }
+/* The entry list of the record at a data-section offset, or NULL with an exception set. */
+static MMDB_entry_data_list_s *entry_list_at(OffsetReader *self, PyObject *offset_object) {
     if (!check_open(self)) {
         return NULL;
     }
-    unsigned long offset = PyLong_AsUnsignedLong(args[0]);
+    unsigned long offset = PyLong_AsUnsignedLong(offset_object);
     if (offset == (unsigned long)-1 && PyErr_Occurred()) {
         return NULL;
     }
     if (offset > UINT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "offset out of range");
         return NULL;
-    }
-    NameFilter filter = {NULL, 0};
-    if (args[1] != Py_None) {
-        Py_ssize_t length;
-        filter.language = PyUnicode_AsUTF8AndSize(args[1], &length);
-        if (filter.language == NULL) {
-            return NULL;
-        }
-        filter.language_length = (size_t)length;
     }
     MMDB_entry_s entry = {.mmdb = &self->mmdb, .offset = (uint32_t)offset};
     MMDB_entry_data_list_s *list = NULL;
@@ -345,10 +310,343 @@ static PyObject *OffsetReader_read(OffsetReader *self, PyObject *const *args, Py
         PyErr_Format(DecodeError, "cannot decode the record: %s", MMDB_strerror(status));
         return NULL;
     }
+    if (list == NULL) {
+        truncated();
+    }
+    return list;
+}
+
+/* read(offset: int) -> the whole record at that data-section offset, as the extension decodes it */
+static PyObject *OffsetReader_read(OffsetReader *self, PyObject *offset) {
+    MMDB_entry_data_list_s *list = entry_list_at(self, offset);
+    if (list == NULL) {
+        return NULL;
+    }
     MMDB_entry_data_list_s *cursor = list;
-    PyObject *record = decode_value(&cursor, &filter, 0);
+    PyObject *record = decode_value(&cursor);
     MMDB_free_entry_data_list(list);
     return record;
+}
+
+/* ---- read_fields: what a result needs from a City record, read straight off the entry list ---- */
+
+/* The order of app/city_fields.py's CityFields. */
+enum {
+    F_CITY_PRESENT,
+    F_CITY_NAME,
+    F_CITY_GEONAME_ID,
+    F_COUNTRY_ISO,
+    F_COUNTRY_NAME,
+    F_COUNTRY_EU,
+    F_CONTINENT_CODE,
+    F_CONTINENT_NAME,
+    F_REGISTERED_ISO,
+    F_REGISTERED_NAME,
+    F_SUBDIVISIONS,
+    F_POSTAL_CODE,
+    F_LATITUDE,
+    F_LONGITUDE,
+    F_ACCURACY_RADIUS,
+    F_TIME_ZONE,
+    F_COUNT
+};
+
+/* The language names are taken in (English when it has none). */
+typedef struct {
+    const char *language;
+    size_t language_length;
+} Language;
+
+static int key_is(const MMDB_entry_data_s *key, const char *text, size_t length) {
+    return key->data_size == length && memcmp(key->utf8_string, text, length) == 0;
+}
+#define KEY_IS(key, literal) key_is((key), (literal), sizeof(literal) - 1)
+
+/* The next map key: its entry, with *cursor moved to its value; NULL with an exception set. */
+static const MMDB_entry_data_s *next_key(MMDB_entry_data_list_s **cursor) {
+    MMDB_entry_data_list_s *node = *cursor;
+    if (node == NULL) {
+        truncated();
+        return NULL;
+    }
+    if (node->entry_data.type != MMDB_DATA_TYPE_UTF8_STRING) {
+        PyErr_SetString(DecodeError, "a map key is not a string");
+        return NULL;
+    }
+    *cursor = node->next;
+    return &node->entry_data;
+}
+
+/* Decodes the value at *cursor into *slot (the last of repeated keys wins, as in a dict). */
+static int decode_into(MMDB_entry_data_list_s **cursor, PyObject **slot) {
+    PyObject *value = decode_value(cursor);
+    if (value == NULL) {
+        return 0;
+    }
+    Py_XSETREF(*slot, value);
+    return 1;
+}
+
+/* The value at *cursor when it is a map; anything else is skipped. Returns the map's size (0 when
+ * skipped), -1 with an exception set. */
+static long enter_map(MMDB_entry_data_list_s **cursor) {
+    MMDB_entry_data_list_s *node = *cursor;
+    if (node == NULL) {
+        truncated();
+        return -1;
+    }
+    if (node->entry_data.type != MMDB_DATA_TYPE_MAP) {
+        if (!skip_value(cursor)) {
+            truncated();
+            return -1;
+        }
+        return 0;
+    }
+    *cursor = node->next;
+    return (long)node->entry_data.data_size;
+}
+
+/* A "names" map: the name in the filter's language, else the English one (app/city_fields.py _name). */
+static int read_name(MMDB_entry_data_list_s **cursor, const Language *filter, PyObject **name) {
+    long size = enter_map(cursor);
+    if (size < 0) {
+        return 0;
+    }
+    PyObject *in_language = NULL, *in_english = NULL;
+    int ok = 1;
+    for (long i = 0; ok && i < size; i++) {
+        const MMDB_entry_data_s *key = next_key(cursor);
+        if (key == NULL) {
+            ok = 0;
+        } else if (key_is(key, filter->language, filter->language_length) || KEY_IS(key, "en")) {
+            /* both when the language is English: `names.get(lang) or names.get("en")` */
+            PyObject *value = decode_value(cursor);
+            if (value == NULL) {
+                ok = 0;
+            } else {
+                if (key_is(key, filter->language, filter->language_length)) {
+                    Py_INCREF(value);
+                    Py_XSETREF(in_language, value);
+                }
+                if (KEY_IS(key, "en")) {
+                    Py_INCREF(value);
+                    Py_XSETREF(in_english, value);
+                }
+                Py_DECREF(value);
+            }
+        } else if (!skip_value(cursor)) {
+            truncated();
+            ok = 0;
+        }
+    }
+    if (ok && in_language != NULL) {
+        int truthy = PyObject_IsTrue(in_language);
+        if (truthy < 0) {
+            ok = 0;
+        } else if (truthy) {
+            Py_XSETREF(*name, in_language);
+            in_language = NULL;
+        } else {
+            Py_XSETREF(*name, in_english);
+            in_english = NULL;
+        }
+    } else if (ok) {
+        Py_XSETREF(*name, in_english);
+        in_english = NULL;
+    }
+    Py_XDECREF(in_language);
+    Py_XDECREF(in_english);
+    return ok;
+}
+
+/* A place map (city, country, continent, region...): its name (when `name` is not NULL) and up
+ * to two more keys. Returns the map's size (0 when it is not a map), -1 with an exception set. */
+static long read_place(MMDB_entry_data_list_s **cursor, const Language *filter, PyObject **name,
+                       const char *first_key, PyObject **first, const char *second_key, PyObject **second) {
+    long size = enter_map(cursor);
+    for (long i = 0; size > 0 && i < size; i++) {
+        const MMDB_entry_data_s *key = next_key(cursor);
+        int ok;
+        if (key == NULL) {
+            ok = 0;
+        } else if (name != NULL && KEY_IS(key, "names")) {
+            ok = read_name(cursor, filter, name);
+        } else if (first_key != NULL && key_is(key, first_key, strlen(first_key))) {
+            ok = decode_into(cursor, first);
+        } else if (second_key != NULL && key_is(key, second_key, strlen(second_key))) {
+            ok = decode_into(cursor, second);
+        } else {
+            ok = skip_value(cursor);
+            if (!ok) {
+                truncated();
+            }
+        }
+        if (!ok) {
+            return -1;
+        }
+    }
+    return size;
+}
+
+static PyObject *none_if_null(PyObject *value) {
+    if (value == NULL) {
+        Py_RETURN_NONE;
+    }
+    return value;
+}
+
+/* subdivisions: ((iso_code, name), ...); anything but an array counts as none. */
+static int read_subdivisions(MMDB_entry_data_list_s **cursor, const Language *filter, PyObject **slot) {
+    MMDB_entry_data_list_s *node = *cursor;
+    if (node == NULL) {
+        truncated();
+        return 0;
+    }
+    if (node->entry_data.type != MMDB_DATA_TYPE_ARRAY) {
+        if (!skip_value(cursor)) {
+            truncated();
+            return 0;
+        }
+        return 1;
+    }
+    *cursor = node->next;
+    uint32_t count = node->entry_data.data_size;
+    PyObject *items = PyTuple_New(count);
+    if (items == NULL) {
+        return 0;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        PyObject *iso_code = NULL, *name = NULL;
+        if (read_place(cursor, filter, &name, "iso_code", &iso_code, NULL, NULL) < 0) {
+            Py_XDECREF(iso_code);
+            Py_XDECREF(name);
+            Py_DECREF(items);
+            return 0;
+        }
+        PyObject *pair = PyTuple_Pack(2, iso_code ? iso_code : Py_None, name ? name : Py_None);
+        Py_XDECREF(iso_code);
+        Py_XDECREF(name);
+        if (pair == NULL) {
+            Py_DECREF(items);
+            return 0;
+        }
+        PyTuple_SET_ITEM(items, i, pair);
+    }
+    Py_XSETREF(*slot, items);
+    return 1;
+}
+
+static int read_record_fields(MMDB_entry_data_list_s **cursor, const Language *filter, PyObject **f) {
+    MMDB_entry_data_list_s *root = *cursor;
+    if (root == NULL) {
+        truncated();
+        return 0;
+    }
+    if (root->entry_data.type != MMDB_DATA_TYPE_MAP) {
+        PyErr_SetString(DecodeError, "the record is not a map");
+        return 0;
+    }
+    *cursor = root->next;
+    long city_size = 0, country_size = 0;
+    for (uint32_t i = 0; i < root->entry_data.data_size; i++) {
+        const MMDB_entry_data_s *key = next_key(cursor);
+        long done;
+        if (key == NULL) {
+            return 0;
+        } else if (KEY_IS(key, "city")) {
+            done = city_size = read_place(cursor, filter, &f[F_CITY_NAME], "geoname_id", &f[F_CITY_GEONAME_ID], NULL, NULL);
+        } else if (KEY_IS(key, "country")) {
+            done = country_size = read_place(cursor, filter, &f[F_COUNTRY_NAME], "iso_code", &f[F_COUNTRY_ISO],
+                                             "is_in_european_union", &f[F_COUNTRY_EU]);
+        } else if (KEY_IS(key, "continent")) {
+            done = read_place(cursor, filter, &f[F_CONTINENT_NAME], "code", &f[F_CONTINENT_CODE], NULL, NULL);
+        } else if (KEY_IS(key, "registered_country")) {
+            done = read_place(cursor, filter, &f[F_REGISTERED_NAME], "iso_code", &f[F_REGISTERED_ISO], NULL, NULL);
+        } else if (KEY_IS(key, "subdivisions")) {
+            done = read_subdivisions(cursor, filter, &f[F_SUBDIVISIONS]) ? 0 : -1;
+        } else if (KEY_IS(key, "postal")) {
+            done = read_place(cursor, filter, NULL, "code", &f[F_POSTAL_CODE], NULL, NULL);
+        } else if (KEY_IS(key, "location")) {
+            /* four keys: read in two passes would walk the list twice; read_place takes two */
+            long size = enter_map(cursor);
+            for (long j = 0; size > 0 && j < size; j++) {
+                const MMDB_entry_data_s *inner = next_key(cursor);
+                int ok;
+                if (inner == NULL) {
+                    ok = 0;
+                } else if (KEY_IS(inner, "latitude")) {
+                    ok = decode_into(cursor, &f[F_LATITUDE]);
+                } else if (KEY_IS(inner, "longitude")) {
+                    ok = decode_into(cursor, &f[F_LONGITUDE]);
+                } else if (KEY_IS(inner, "accuracy_radius")) {
+                    ok = decode_into(cursor, &f[F_ACCURACY_RADIUS]);
+                } else if (KEY_IS(inner, "time_zone")) {
+                    ok = decode_into(cursor, &f[F_TIME_ZONE]);
+                } else {
+                    ok = skip_value(cursor);
+                    if (!ok) {
+                        truncated();
+                    }
+                }
+                if (!ok) {
+                    size = -1;
+                }
+            }
+            done = size;
+        } else {
+            done = skip_value(cursor) ? 0 : (truncated(), -1);
+        }
+        if (done < 0) {
+            return 0;
+        }
+    }
+    if (country_size <= 0) { /* no country: no country fields at all */
+        Py_CLEAR(f[F_COUNTRY_ISO]);
+        Py_CLEAR(f[F_COUNTRY_NAME]);
+        Py_CLEAR(f[F_COUNTRY_EU]);
+    } else if (f[F_COUNTRY_EU] == NULL) {
+        f[F_COUNTRY_EU] = Py_NewRef(Py_False);
+    }
+    Py_XSETREF(f[F_CITY_PRESENT], PyBool_FromLong(city_size > 0));
+    if (f[F_SUBDIVISIONS] == NULL) {
+        f[F_SUBDIVISIONS] = PyTuple_New(0);
+        if (f[F_SUBDIVISIONS] == NULL) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* read_fields(offset: int, language: str) -> the CityFields tuple of the record at offset */
+static PyObject *OffsetReader_read_fields(OffsetReader *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "read_fields(offset, language) takes 2 arguments");
+        return NULL;
+    }
+    Py_ssize_t length;
+    Language filter;
+    filter.language = PyUnicode_AsUTF8AndSize(args[1], &length);
+    if (filter.language == NULL) {
+        return NULL;
+    }
+    filter.language_length = (size_t)length;
+    MMDB_entry_data_list_s *list = entry_list_at(self, args[0]);
+    if (list == NULL) {
+        return NULL;
+    }
+    PyObject *fields[F_COUNT] = {NULL};
+    MMDB_entry_data_list_s *cursor = list;
+    int ok = read_record_fields(&cursor, &filter, fields);
+    MMDB_free_entry_data_list(list);
+    PyObject *result = ok ? PyTuple_New(F_COUNT) : NULL;
+    for (int i = 0; i < F_COUNT; i++) {
+        if (result != NULL) {
+            PyTuple_SET_ITEM(result, i, none_if_null(fields[i]));
+        } else {
+            Py_XDECREF(fields[i]);
+        }
+    }
+    return result;
 }
 
 static PyObject *OffsetReader_close(OffsetReader *self, PyObject *Py_UNUSED(ignored)) {
@@ -369,8 +667,9 @@ static PyObject *OffsetReader_ip_version(OffsetReader *self, void *Py_UNUSED(clo
 static PyMethodDef OffsetReader_methods[] = {
     {"locate", (PyCFunction)(void (*)(void))OffsetReader_locate, METH_FASTCALL,
      "locate(address: int, version: int) -> (offset or None, prefix length)"},
-    {"read", (PyCFunction)(void (*)(void))OffsetReader_read, METH_FASTCALL,
-     "read(offset: int, language: str | None) -> the record at offset"},
+    {"read", (PyCFunction)OffsetReader_read, METH_O, "read(offset: int) -> the whole record at offset"},
+    {"read_fields", (PyCFunction)(void (*)(void))OffsetReader_read_fields, METH_FASTCALL,
+     "read_fields(offset: int, language: str) -> the CityFields tuple of the record at offset"},
     {"close", (PyCFunction)OffsetReader_close, METH_NOARGS, "close() releases the map"},
     {NULL, NULL, 0, NULL},
 };

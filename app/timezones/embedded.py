@@ -44,6 +44,7 @@ class EmbeddedTimezoneIndex:
         # Nothing is loaded until the first lookup: with a City file that has its own time zones
         # (GeoLite2) a worker may never need a finder, and each costs megabytes.
         self._names: list[str] | None = None
+        self._matches: list[ZoneMatch] | None = None  # one per zone id: answers are shared, never rebuilt
         self.release = packaged_release(data_dir=data_dir)
 
     def _borrow(self):
@@ -58,6 +59,7 @@ class EmbeddedTimezoneIndex:
                 self._all.append(finder)
                 if self._names is None:
                     self._names = list(finder.timezone_names)
+                    self._matches = [ZoneMatch(name, is_ocean_zone(name)) for name in self._names]
                 return finder
         return self._idle.get()
 
@@ -71,10 +73,7 @@ class EmbeddedTimezoneIndex:
             zone_id = self._zone_id_at(finder, latitude, longitude)
         finally:
             self._idle.put(finder)
-        if zone_id is None:
-            return None
-        name = self._names[zone_id]
-        return ZoneMatch(name, is_ocean_zone(name))
+        return None if zone_id is None else self._matches[zone_id]
 
     def _zone_id_at(self, finder, latitude: float, longitude: float) -> int | None:
         entry = finder.shortcuts.entry_of(self._cell_of(latitude, longitude, self._resolution))
