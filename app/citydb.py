@@ -112,7 +112,7 @@ _DAMAGED = "City database file is damaged: a lookup could not be decoded"
 
 class CityDatabase:
     def __init__(self, path: str, check_interval: float = 0.5, clock=time.monotonic, copy_dir: str | None = None,
-                 record_cache_size: int = 4096):
+                 record_cache_size: int = 6144):
         self.path = path
         self.record_cache_size = record_cache_size
         self.check_interval = check_interval
@@ -252,15 +252,21 @@ class CityDatabase:
             record, prefix_len = self._read(loaded.reader.get_with_prefix_len, text or address)
             value = None if record is None else derive(city_fields(record, lang))
             return value, network_text(address, prefix_len), loaded.info
-        offset, prefix_len = self._read(offsets.locate, int(address), address.version)
-        if offset is None:
-            return None, network_text(address, prefix_len), loaded.info
         cache = loaded.derived
-        key = (offset, lang)
-        value = cache.get(key)
+        try:
+            offset, prefix_len, network = offsets.locate(int(address), address.version)
+            if network is None:  # the forms ipaddress writes its own way (::ffff:a.b.c.d)
+                network = network_text(address, prefix_len)
+            if offset is None:
+                return None, network, loaded.info
+            key = (offset, lang)
+            value = cache.get(key)
+            fields = offsets.read_fields(offset, lang) if value is None else None
+        except ValueError:
+            raise self._damaged() from None
         if value is None:
             self.record_misses += 1
-            value = cache[key] = derive(self._read(offsets.read_fields, offset, lang))
+            value = cache[key] = derive(fields)
             if len(cache) > self.record_cache_size:
                 try:
                     cache.popitem(last=False)
@@ -272,7 +278,7 @@ class CityDatabase:
                 cache.move_to_end(key)
             except KeyError:  # evicted by another thread meanwhile; the value is still good
                 pass
-        return value, network_text(address, prefix_len), loaded.info
+        return value, network, loaded.info
 
     def _loaded_now(self) -> _Loaded:
         loaded = self._loaded  # the common case, without a call: loaded and not due for a check
@@ -282,14 +288,16 @@ class CityDatabase:
                 raise DatabaseUnavailable()
         return loaded
 
-    def _read(self, read, *args):
-        """One call into the file (the extension's `get` or `get_with_prefix_len`, or the offset
-        reader's `locate` or `read`); a damaged file answers unavailable."""
+    def _read(self, read, key):
+        """One call of the extension (`get` or `get_with_prefix_len`); a damaged file answers unavailable."""
         try:
-            return read(*args)
+            return read(key)
         except (maxminddb.InvalidDatabaseError, ValueError):
-            self.last_error = _DAMAGED
-            raise DatabaseUnavailable("The City database could not answer for this address.") from None
+            raise self._damaged() from None
+
+    def _damaged(self) -> DatabaseUnavailable:
+        self.last_error = _DAMAGED
+        return DatabaseUnavailable("The City database could not answer for this address.")
 
 
 def _holds(loaded: _Loaded, address) -> bool:

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 def open_offset_reader(path: str, reader, ip_version: int, samples: int = 256):
     """An `mmdb_records.OffsetReader` on `path` whose answers match `reader`'s (the extension's) on
     sample addresses, or None. Its `locate(int(address), address.version)` gives (offset or None,
-    prefix length as the extension counts it); `read_fields(offset, language)` the CityFields of
+    prefix length as the extension counts it, the network's text or None where ipaddress writes
+    it its own way); `read_fields(offset, language)` the CityFields of
     the record there (`read(offset)`, the whole record); all raise ValueError on damaged data."""
     if mmdb_records is None:
         log.info("mmdb_records is not installed: City lookups decode every record")
@@ -66,7 +67,7 @@ def _agrees(offsets, reader, ip_version: int, samples: int) -> bool:
                 break
             addresses.append(network.network_address)
         for address in addresses:
-            offset, prefix = offsets.locate(int(address), address.version)
+            offset, prefix, _network = offsets.locate(int(address), address.version)
             record, expected_prefix = reader.get_with_prefix_len(address)
             if prefix != expected_prefix or (offset is None) != (record is None):
                 return False

@@ -75,7 +75,7 @@ static int check_open(OffsetReader *self) {
     return 1;
 }
 
-/* locate(address: int, version: int) -> (offset or None, prefix length) */
+/* locate(address: int, version: int) -> (offset or None, prefix length, network text or None) */
 static PyObject *OffsetReader_locate(OffsetReader *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "locate(address, version) takes 2 arguments");
@@ -142,10 +142,35 @@ static PyObject *OffsetReader_locate(OffsetReader *self, PyObject *const *args, 
         return NULL;
     }
     int prefix = (int)result.netmask - shift;
-    if (!result.found_entry) {
-        return Py_BuildValue("(Oi)", Py_None, prefix);
+    PyObject *network = NULL;
+    if (version == 4 && prefix >= 0 && prefix <= 32) {
+        uint32_t bits = ntohl(v4.sin_addr.s_addr);
+        uint32_t mask = prefix == 0 ? 0 : 0xFFFFFFFFU << (32 - prefix);
+        bits &= mask;
+        network = PyUnicode_FromFormat("%u.%u.%u.%u/%d", (unsigned)(bits >> 24), (unsigned)((bits >> 16) & 0xFF),
+                                       (unsigned)((bits >> 8) & 0xFF), (unsigned)(bits & 0xFF), prefix);
+    } else if (version == 6 && prefix >= 0 && prefix <= 128) {
+        unsigned char *bytes = (unsigned char *)&v6.sin6_addr;
+        for (int bit = prefix; bit < 128; bit++) {
+            bytes[bit / 8] &= (unsigned char)~(0x80U >> (bit % 8));
+        }
+        char text[INET6_ADDRSTRLEN];
+        /* ::ffff:a.b.c.d and the like are left to the caller, which writes them as ipaddress does */
+        if (inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof text) != NULL && strchr(text, '.') == NULL) {
+            network = PyUnicode_FromFormat("%s/%d", text, prefix);
+        } else {
+            network = Py_NewRef(Py_None);
+        }
+    } else {
+        network = Py_NewRef(Py_None);
     }
-    return Py_BuildValue("(ki)", (unsigned long)result.entry.offset, prefix);
+    if (network == NULL) {
+        return NULL;
+    }
+    if (!result.found_entry) {
+        return Py_BuildValue("(OiN)", Py_None, prefix, network);
+    }
+    return Py_BuildValue("(kiN)", (unsigned long)result.entry.offset, prefix, network);
 }
 
 /* The value subtree at *cursor, skipped. */
@@ -666,7 +691,7 @@ static PyObject *OffsetReader_ip_version(OffsetReader *self, void *Py_UNUSED(clo
 
 static PyMethodDef OffsetReader_methods[] = {
     {"locate", (PyCFunction)(void (*)(void))OffsetReader_locate, METH_FASTCALL,
-     "locate(address: int, version: int) -> (offset or None, prefix length)"},
+     "locate(address: int, version: int) -> (offset or None, prefix length, network text or None)"},
     {"read", (PyCFunction)OffsetReader_read, METH_O, "read(offset: int) -> the whole record at offset"},
     {"read_fields", (PyCFunction)(void (*)(void))OffsetReader_read_fields, METH_FASTCALL,
      "read_fields(offset: int, language: str) -> the CityFields tuple of the record at offset"},
