@@ -484,23 +484,34 @@ static int read_name(MMDB_entry_data_list_s **cursor, const Language *filter, Py
     return ok;
 }
 
-/* A place map (city, country, continent, region...): its name (when `name` is not NULL) and up
- * to two more keys. Returns the map's size (0 when it is not a map), -1 with an exception set. */
-static long read_place(MMDB_entry_data_list_s **cursor, const Language *filter, PyObject **name,
-                       const char *first_key, PyObject **first, const char *second_key, PyObject **second) {
+/* A key wanted from a map, and where its value goes. */
+typedef struct {
+    const char *key;
+    size_t length;
+    PyObject **slot;
+} Wanted;
+#define WANT(literal, slot) {(literal), sizeof(literal) - 1, (slot)}
+
+/* A map (a place, the location...): its name (when `name` is not NULL) and the wanted keys; the
+ * rest is skipped. Returns the map's size (0 when the value is not a map), -1 with an exception. */
+static long read_map(MMDB_entry_data_list_s **cursor, const Language *filter, PyObject **name, const Wanted *wanted,
+                     size_t count) {
     long size = enter_map(cursor);
     for (long i = 0; size > 0 && i < size; i++) {
         const MMDB_entry_data_s *key = next_key(cursor);
-        int ok;
         if (key == NULL) {
-            ok = 0;
-        } else if (name != NULL && KEY_IS(key, "names")) {
+            return -1;
+        }
+        int ok = -1; /* -1: not a key of ours */
+        if (name != NULL && KEY_IS(key, "names")) {
             ok = read_name(cursor, filter, name);
-        } else if (first_key != NULL && key_is(key, first_key, strlen(first_key))) {
-            ok = decode_into(cursor, first);
-        } else if (second_key != NULL && key_is(key, second_key, strlen(second_key))) {
-            ok = decode_into(cursor, second);
-        } else {
+        }
+        for (size_t w = 0; ok < 0 && w < count; w++) {
+            if (key_is(key, wanted[w].key, wanted[w].length)) {
+                ok = decode_into(cursor, wanted[w].slot);
+            }
+        }
+        if (ok < 0) {
             ok = skip_value(cursor);
             if (!ok) {
                 truncated();
@@ -542,7 +553,8 @@ static int read_subdivisions(MMDB_entry_data_list_s **cursor, const Language *fi
     }
     for (uint32_t i = 0; i < count; i++) {
         PyObject *iso_code = NULL, *name = NULL;
-        if (read_place(cursor, filter, &name, "iso_code", &iso_code, NULL, NULL) < 0) {
+        const Wanted wanted[] = {WANT("iso_code", &iso_code)};
+        if (read_map(cursor, filter, &name, wanted, 1) < 0) {
             Py_XDECREF(iso_code);
             Py_XDECREF(name);
             Py_DECREF(items);
@@ -579,45 +591,28 @@ static int read_record_fields(MMDB_entry_data_list_s **cursor, const Language *f
         if (key == NULL) {
             return 0;
         } else if (KEY_IS(key, "city")) {
-            done = city_size = read_place(cursor, filter, &f[F_CITY_NAME], "geoname_id", &f[F_CITY_GEONAME_ID], NULL, NULL);
+            const Wanted wanted[] = {WANT("geoname_id", &f[F_CITY_GEONAME_ID])};
+            done = city_size = read_map(cursor, filter, &f[F_CITY_NAME], wanted, 1);
         } else if (KEY_IS(key, "country")) {
-            done = country_size = read_place(cursor, filter, &f[F_COUNTRY_NAME], "iso_code", &f[F_COUNTRY_ISO],
-                                             "is_in_european_union", &f[F_COUNTRY_EU]);
+            const Wanted wanted[] = {WANT("iso_code", &f[F_COUNTRY_ISO]),
+                                     WANT("is_in_european_union", &f[F_COUNTRY_EU])};
+            done = country_size = read_map(cursor, filter, &f[F_COUNTRY_NAME], wanted, 2);
         } else if (KEY_IS(key, "continent")) {
-            done = read_place(cursor, filter, &f[F_CONTINENT_NAME], "code", &f[F_CONTINENT_CODE], NULL, NULL);
+            const Wanted wanted[] = {WANT("code", &f[F_CONTINENT_CODE])};
+            done = read_map(cursor, filter, &f[F_CONTINENT_NAME], wanted, 1);
         } else if (KEY_IS(key, "registered_country")) {
-            done = read_place(cursor, filter, &f[F_REGISTERED_NAME], "iso_code", &f[F_REGISTERED_ISO], NULL, NULL);
+            const Wanted wanted[] = {WANT("iso_code", &f[F_REGISTERED_ISO])};
+            done = read_map(cursor, filter, &f[F_REGISTERED_NAME], wanted, 1);
         } else if (KEY_IS(key, "subdivisions")) {
             done = read_subdivisions(cursor, filter, &f[F_SUBDIVISIONS]) ? 0 : -1;
         } else if (KEY_IS(key, "postal")) {
-            done = read_place(cursor, filter, NULL, "code", &f[F_POSTAL_CODE], NULL, NULL);
+            const Wanted wanted[] = {WANT("code", &f[F_POSTAL_CODE])};
+            done = read_map(cursor, filter, NULL, wanted, 1);
         } else if (KEY_IS(key, "location")) {
-            /* four keys: read in two passes would walk the list twice; read_place takes two */
-            long size = enter_map(cursor);
-            for (long j = 0; size > 0 && j < size; j++) {
-                const MMDB_entry_data_s *inner = next_key(cursor);
-                int ok;
-                if (inner == NULL) {
-                    ok = 0;
-                } else if (KEY_IS(inner, "latitude")) {
-                    ok = decode_into(cursor, &f[F_LATITUDE]);
-                } else if (KEY_IS(inner, "longitude")) {
-                    ok = decode_into(cursor, &f[F_LONGITUDE]);
-                } else if (KEY_IS(inner, "accuracy_radius")) {
-                    ok = decode_into(cursor, &f[F_ACCURACY_RADIUS]);
-                } else if (KEY_IS(inner, "time_zone")) {
-                    ok = decode_into(cursor, &f[F_TIME_ZONE]);
-                } else {
-                    ok = skip_value(cursor);
-                    if (!ok) {
-                        truncated();
-                    }
-                }
-                if (!ok) {
-                    size = -1;
-                }
-            }
-            done = size;
+            const Wanted wanted[] = {WANT("latitude", &f[F_LATITUDE]), WANT("longitude", &f[F_LONGITUDE]),
+                                     WANT("accuracy_radius", &f[F_ACCURACY_RADIUS]),
+                                     WANT("time_zone", &f[F_TIME_ZONE])};
+            done = read_map(cursor, filter, NULL, wanted, 4);
         } else {
             done = skip_value(cursor) ? 0 : (truncated(), -1);
         }

@@ -85,6 +85,8 @@ def test_readyz_reports_database_and_postgis(stack):
     assert ready.status_code == 200
     body = ready.json()
     assert body["database"]["loaded"] is True
+    # the image built mmdb_records (app/native) against Debian's libmaxminddb, and it agreed with the extension
+    assert body["database"]["record_cache"]["enabled"] is True, body
     assert body["timezone"]["backend"] == "postgis" and body["timezone"]["state"] == "ok", body
 
 
