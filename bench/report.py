@@ -63,8 +63,11 @@ def rows(results: dict) -> list[tuple]:
     if memory:
         per_count = ", ".join(f"{row['workers']}w: {row['total_pss_mb']:.0f} MB" for row in memory["rows"])
         first = memory["rows"][0]["per_worker"][0]
+        caches = [row["record_caches"] for row in memory["rows"] if "record_caches" in row]
+        filled = (f"; record caches {min(c['entries_min'] for c in caches):,}-{max(c['entries_max'] for c in caches):,}"
+                  f" of {caches[0]['capacity']:,}" if caches else "")
         table.append((f"6. Memory per extra uWSGI worker ({memory['city_file']}, {memory['city_file_mb']:.0f} MB file)",
-                      f"{memory['worst_mb_per_extra_worker']:.1f} MB PSS (total {per_count})",
+                      f"{memory['worst_mb_per_extra_worker']:.1f} MB PSS (total {per_count}{filled})",
                       f"30 MB budget; 1 worker: RSS {first['rss_mb']:.0f} MB, PSS {first['pss_mb']:.0f} MB, "
                       f"heap {first['anon_mb']:.0f} MB", f"{memory['ratio']:.2f}x", "≤ 30 MB", _met(memory["met"])))
         experiment = memory.get("experiment_shared_import")

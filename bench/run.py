@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ipv4 = address_sets.public_ipv4(max(sizes["inprocess_addresses"], sizes["http_addresses"]))
     with maxminddb.open_database(str(main_file.path)) as reader:
-        located = address_sets.located(ipv4, reader)[: sizes["http_addresses"]]
+        located_all = address_sets.located(ipv4, reader)
+        located = located_all[: sizes["http_addresses"]]
         located_v6 = address_sets.located_ipv6(sizes["dns_names"], reader)
 
     def figure(name, function):
@@ -110,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         profile_to=None if args.quick else args.out / f"{stem}-profile-batch-workers.txt"))
     figure("timezones", lambda: timezones(args.quick))
     figure("dns", lambda: bench_dns.measure(main_file, located, located_v6, count=sizes["dns_names"]))
-    figure("memory", lambda: bench_memory.measure(main_file, located, worker_counts=sizes["memory_workers"]))
+    figure("memory", lambda: bench_memory.measure(main_file, located, worker_counts=sizes["memory_workers"],
+                                                  fill_addresses=located_all))
     figure("coldstart", lambda: bench_coldstart.measure(main_file, located[0], repeats=sizes["coldstart_repeats"]))
 
     if "timezones" in results["figures"] and results["figures"]["timezones"].get("skipped"):
