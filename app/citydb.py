@@ -112,7 +112,7 @@ _DAMAGED = "City database file is damaged: a lookup could not be decoded"
 
 class CityDatabase:
     def __init__(self, path: str, check_interval: float = 0.5, clock=time.monotonic, copy_dir: str | None = None,
-                 record_cache_size: int = 6144):
+                 record_cache_size: int = 5120):
         self.path = path
         self.record_cache_size = record_cache_size
         self.check_interval = check_interval

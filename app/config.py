@@ -27,7 +27,7 @@ class Config:
     city_db_check_interval: float = 0.5
     city_db_max_age_days: float = 35.0
     city_db_copy_dir: str | None = None
-    record_cache_size: int = 6144
+    record_cache_size: int = 5120
     tz_database_url: str | None = None
     tz_statement_timeout_ms: int = 200
     tz_pool_size: int = 4

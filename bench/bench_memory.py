@@ -27,7 +27,7 @@ from .stack import ServingStack
 TARGET_MB_PER_EXTRA_WORKER = 30.0
 WORKER_COUNTS = (1, 2, 4)
 # Distinct addresses looked up per worker before measuring: about 6,000 of 20,000 random located
-# addresses have a record of their own, so the default 6,144-record cache is full.
+# addresses have a record of their own, so the default 5,120-record cache is full.
 FILL_PER_WORKER = 20_000
 _FIELDS = ("Rss", "Pss", "Private_Clean", "Private_Dirty", "Anonymous", "Shared_Clean")
 

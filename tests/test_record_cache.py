@@ -199,7 +199,7 @@ def test_derive_runs_once_per_record_and_language(tmp_path):
     assert (network_a, network_b) == ("81.2.69.0/24", "81.2.70.0/24")  # the network is the address's own
     german, _, _ = city_db.derive(ipaddress.ip_address("81.2.69.8"), None, derive, "de")
     assert calls == ["Leeds", "Leeds"] and german is not first
-    assert city_db.cache_info() == {"enabled": True, "entries": 2, "capacity": 6144, "hits": 1, "misses": 2}
+    assert city_db.cache_info() == {"enabled": True, "entries": 2, "capacity": 5120, "hits": 1, "misses": 2}
 
 
 def test_cache_is_bounded_and_answers_stay_right(tmp_path):
@@ -307,7 +307,7 @@ def test_damaged_shared_files_answer_per_address_never_500(maxmind_testdata, mak
 
 def test_record_cache_size_from_the_environment():
     assert Config.from_env({"GEOIP_RECORD_CACHE_SIZE": "0"}).record_cache_size == 0
-    assert Config.from_env({}).record_cache_size == 6144
+    assert Config.from_env({}).record_cache_size == 5120
     for bad in ("-1", "many", "1.5", "2000000"):
         with pytest.raises(ConfigError, match="GEOIP_RECORD_CACHE_SIZE"):
             Config.from_env({"GEOIP_RECORD_CACHE_SIZE": bad})
@@ -318,7 +318,7 @@ def test_readyz_reports_the_record_cache(make_app):
     client.get("/api/v1/lookup/81.2.69.160")
     client.get("/api/v1/lookup/81.2.69.161")
     cache = client.get("/readyz").get_json()["database"]["record_cache"]
-    assert cache == {"enabled": True, "entries": 1, "capacity": 6144, "hits": 1, "misses": 1}
+    assert cache == {"enabled": True, "entries": 1, "capacity": 5120, "hits": 1, "misses": 1}
 
 
 def test_cache_off_means_no_second_map_of_the_file(tmp_path):
