@@ -32,30 +32,52 @@ class CityFields(NamedTuple):
     time_zone: str | None
 
 
+# The type each value must have; anything else counts as absent, as in mmdb_records (a damaged
+# or odd file must not hand the shaping code a string where it compares numbers).
+def _text(value) -> str | None:
+    return value if type(value) is str else None
+
+
+def _whole(value) -> int | None:
+    return value if type(value) is int else None
+
+
+def _real(value) -> float | None:
+    return value if type(value) is float else None
+
+
+def _map(value) -> dict:
+    return value if type(value) is dict else _EMPTY
+
+
 def _name(entry: dict, lang: str) -> str | None:
-    names = entry.get("names")
-    return (names.get(lang) or names.get("en")) if names else None
+    names = _map(entry.get("names"))
+    return _text(names.get(lang)) or _text(names.get("en"))
 
 
 def city_fields(record: dict, lang: str) -> CityFields:
+    record = _map(record)
     get = record.get
-    city = get("city", _EMPTY)
-    country = get("country")
-    continent = get("continent", _EMPTY)
-    registered = get("registered_country", _EMPTY)
-    location = get("location", _EMPTY)
+    city = _map(get("city"))
+    country = _map(get("country"))
+    continent = _map(get("continent"))
+    registered = _map(get("registered_country"))
+    location = _map(get("location"))
+    subdivisions = get("subdivisions")
     if country:
-        country_iso, country_name = country.get("iso_code"), _name(country, lang)
-        country_eu = country.get("is_in_european_union", False)
+        country_iso, country_name = _text(country.get("iso_code")), _name(country, lang)
+        country_eu = country.get("is_in_european_union")
+        country_eu = country_eu if type(country_eu) is bool else False
     else:
         country_iso = country_name = country_eu = None
     return CityFields(
-        bool(city), _name(city, lang), city.get("geoname_id"),
+        bool(city), _name(city, lang), _whole(city.get("geoname_id")),
         country_iso, country_name, country_eu,
-        continent.get("code"), _name(continent, lang),
-        registered.get("iso_code"), _name(registered, lang),
-        tuple((sub.get("iso_code"), _name(sub, lang)) for sub in get("subdivisions", ())),
-        get("postal", _EMPTY).get("code"),
-        location.get("latitude"), location.get("longitude"), location.get("accuracy_radius"),
-        location.get("time_zone"),
+        _text(continent.get("code")), _name(continent, lang),
+        _text(registered.get("iso_code")), _name(registered, lang),
+        tuple((_text(_map(sub).get("iso_code")), _name(_map(sub), lang))
+              for sub in (subdivisions if type(subdivisions) is list else ())),
+        _text(_map(get("postal")).get("code")),
+        _real(location.get("latitude")), _real(location.get("longitude")), _whole(location.get("accuracy_radius")),
+        _text(location.get("time_zone")),
     )

@@ -33,10 +33,8 @@ class ShapedRecord(NamedTuple):
     continent: dict
     registered_country: dict
     postal: dict
-    location: dict
+    location: dict             # its latitude and longitude are what a fallback time zone is looked up at
     time_zone: str | None
-    latitude: float | None
-    longitude: float | None
     confidence: str
     # The tz_world answer for a record without a time zone of its own, once one was had:
     # (ZoneMatch or None,). None while not worked out (e.g. PostGIS was down): then each lookup asks.
@@ -61,7 +59,7 @@ def shape_fields(fields: CityFields, fallback: tuple | None = None) -> ShapedRec
         _shared(("registered_country", registered_iso, registered_name)),
         _NO_POSTAL_CODE if postal_code is None else {"code": postal_code},
         {"latitude": latitude, "longitude": longitude, "accuracy_radius": radius},
-        time_zone, latitude, longitude, "approximate" if approximate else "exact", fallback,
+        time_zone, "approximate" if approximate else "exact", fallback,
     )
 
 

@@ -155,12 +155,12 @@ class LookupService:
         # The block itself is built per lookup (it carries the local time); what it names is kept.
         if shaped.time_zone:
             return document.timezone_block(shaped.time_zone, "mmdb", confidence=shaped.confidence)
-        latitude, longitude = shaped.latitude, shaped.longitude
-        if latitude is None or longitude is None:
-            return document.timezone_block(None, None)
         if shaped.fallback is not None:
             match = shaped.fallback[0]
         else:
+            latitude, longitude = shaped.location["latitude"], shaped.location["longitude"]
+            if latitude is None or longitude is None:
+                return document.timezone_block(None, None)
             try:
                 match = self.timezones.zone_at(latitude, longitude)
             except TimezoneBackendUnavailable:

@@ -100,7 +100,7 @@ def test_offsets_agree_on_maxmind_test_databases(maxmind_testdata):
 def test_fields_of_hand_made_records_match_city_fields(tmp_path):
     """Edge cases the shared files lack: no names in the language (English instead), an empty name
     (English too), no English either, an empty country (no country fields), a country without its
-    EU flag (False), no city (centroid), non-map parts (ignored), unusual value types."""
+    EU flag (False), no city (centroid), non-map parts and values of the wrong type (absent)."""
     odd = {
         "8.0.0.0/24": {"city": {"names": {"de": "München", "en": "Munich"}, "geoname_id": 2867714},
                        "country": {"iso_code": "DE", "names": {"en": "Germany"}},
@@ -112,6 +112,12 @@ def test_fields_of_hand_made_records_match_city_fields(tmp_path):
         "8.0.2.0/24": {"city": {"geoname_id": 1}, "registered_country": {"iso_code": "FR", "names": {"en": "", "ja": "フランス"}},
                        "extra": {"deep": [[{"x": 1.5}], True, b"\x00"]}},
         "8.0.3.0/24": {"city": "not a map", "subdivisions": {"not": "an array"}, "location": [1, 2]},
+        # values of the wrong type count as absent (a name as a number, a radius as text...)
+        "8.0.4.0/24": {"city": {"names": {"en": 3, "de": "Köln"}, "geoname_id": "2886242"},
+                       "country": {"iso_code": 5, "names": ["Germany"], "is_in_european_union": 1},
+                       "subdivisions": [1, "x", {"iso_code": "NW", "names": {"en": "North Rhine-Westphalia"}}],
+                       "location": {"latitude": "north", "longitude": 7, "accuracy_radius": "far", "time_zone": 7},
+                       "postal": {"code": 50667}},
     }
     path = write_city_db(tmp_path / "odd.mmdb", odd, ip_version=4)
     with maxminddb.open_database(str(path), maxminddb.MODE_MMAP_EXT) as reader:
@@ -123,11 +129,8 @@ def test_fields_of_hand_made_records_match_city_fields(tmp_path):
             assert offsets.read(offset) == record
             for lang in ("en", "de", "ja", "fr"):
                 fields = offsets.read_fields(offset, lang)
-                if isinstance(record.get("city"), str):  # city_fields needs maps; the C reader ignores the rest
-                    fields = CityFields._make(fields)
-                    assert fields.city_name is None and fields.subdivisions == () and fields.latitude is None
-                    continue
-                assert fields == tuple(city_fields(record, lang)), (cidr, lang)
+                expected = city_fields(record, lang)
+                assert fields == expected and list(map(type, fields)) == list(map(type, expected)), (cidr, lang)
         offsets.close()
 
 
@@ -355,3 +358,29 @@ def test_reading_at_any_offset_of_the_shared_files_fails_cleanly_or_answers(maxm
                     pass
         assert answered > 0, path.name
         offsets.close()
+
+
+def test_odd_records_answer_200_with_and_without_the_cache(make_app, tmp_path):
+    """Parts that are not maps and values of the wrong type once made the offset check raise while
+    loading (every lookup a 500), and a radius given as text would have failed the shaping: they
+    count as absent, the same way with the C reader and without it."""
+    odd = {
+        "8.0.0.0/24": {"location": {"latitude": "north", "longitude": 2.0, "accuracy_radius": "far"}},
+        "8.0.1.0/24": {"location": {"latitude": 48.85, "longitude": 2.35, "accuracy_radius": 5, "time_zone": 7}},
+        "8.0.2.0/24": {"country": {"iso_code": 5, "names": {"en": 3}}, "subdivisions": [1, "x"]},
+    }
+    path = write_city_db(tmp_path / "odd.mmdb", odd, ip_version=4)
+    answers = {}
+    for size in (5120, 0):
+        client = make_app(city_db_path=str(path), record_cache_size=size,
+                          city_db_copy_dir=str(tmp_path / f"copies-{size}")).test_client()
+        answers[size] = []
+        for address in ("8.0.0.1", "8.0.1.1", "8.0.2.1"):
+            response = client.get(f"/api/v1/lookup/{address}")
+            assert response.status_code == 200, (size, address, response.get_data())
+            answers[size].append(_without_clock(response.get_json()))
+        assert client.get("/readyz").get_json()["database"]["record_cache"]["enabled"] is (size > 0)
+    assert answers[5120] == answers[0]
+    paris = answers[0][1]["results"][0]
+    assert paris["timezone"]["name"] == "Europe/Paris" and paris["timezone"]["source"] == "tz_world"
+    assert answers[0][2]["results"][0]["country"] == {"iso_code": None, "name": None, "is_in_european_union": False}

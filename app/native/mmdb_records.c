@@ -443,8 +443,10 @@ static int read_name(MMDB_entry_data_list_s **cursor, const Language *filter, Py
         const MMDB_entry_data_s *key = next_key(cursor);
         if (key == NULL) {
             ok = 0;
-        } else if (key_is(key, filter->language, filter->language_length) || KEY_IS(key, "en")) {
-            /* both when the language is English: `names.get(lang) or names.get("en")` */
+        } else if ((key_is(key, filter->language, filter->language_length) || KEY_IS(key, "en")) &&
+                   *cursor != NULL && (*cursor)->entry_data.type == MMDB_DATA_TYPE_UTF8_STRING) {
+            /* both when the language is English: `names.get(lang) or names.get("en")`; a name that
+             * is not text counts as absent (app/city_fields.py does the same) */
             PyObject *value = decode_value(cursor);
             if (value == NULL) {
                 ok = 0;
@@ -484,13 +486,32 @@ static int read_name(MMDB_entry_data_list_s **cursor, const Language *filter, Py
     return ok;
 }
 
-/* A key wanted from a map, and where its value goes. */
+/* What a wanted value must be; any other type counts as absent (app/city_fields.py does the same),
+ * so a damaged or odd file cannot hand the shaping code a string where it compares numbers. */
+enum { TEXT, WHOLE, REAL, FLAG };
+
+static int is_kind(uint32_t type, int kind) {
+    switch (kind) {
+    case TEXT:
+        return type == MMDB_DATA_TYPE_UTF8_STRING;
+    case WHOLE:
+        return type == MMDB_DATA_TYPE_UINT16 || type == MMDB_DATA_TYPE_UINT32 || type == MMDB_DATA_TYPE_INT32 ||
+               type == MMDB_DATA_TYPE_UINT64 || type == MMDB_DATA_TYPE_UINT128;
+    case REAL:
+        return type == MMDB_DATA_TYPE_DOUBLE || type == MMDB_DATA_TYPE_FLOAT;
+    default:
+        return type == MMDB_DATA_TYPE_BOOLEAN;
+    }
+}
+
+/* A key wanted from a map, where its value goes and what it must be. */
 typedef struct {
     const char *key;
     size_t length;
     PyObject **slot;
+    int kind;
 } Wanted;
-#define WANT(literal, slot) {(literal), sizeof(literal) - 1, (slot)}
+#define WANT(literal, slot, kind) {(literal), sizeof(literal) - 1, (slot), (kind)}
 
 /* A map (a place, the location...): its name (when `name` is not NULL) and the wanted keys; the
  * rest is skipped. Returns the map's size (0 when the value is not a map), -1 with an exception. */
@@ -507,7 +528,8 @@ static long read_map(MMDB_entry_data_list_s **cursor, const Language *filter, Py
             ok = read_name(cursor, filter, name);
         }
         for (size_t w = 0; ok < 0 && w < count; w++) {
-            if (key_is(key, wanted[w].key, wanted[w].length)) {
+            if (key_is(key, wanted[w].key, wanted[w].length) && *cursor != NULL &&
+                is_kind((*cursor)->entry_data.type, wanted[w].kind)) {
                 ok = decode_into(cursor, wanted[w].slot);
             }
         }
@@ -553,7 +575,7 @@ static int read_subdivisions(MMDB_entry_data_list_s **cursor, const Language *fi
     }
     for (uint32_t i = 0; i < count; i++) {
         PyObject *iso_code = NULL, *name = NULL;
-        const Wanted wanted[] = {WANT("iso_code", &iso_code)};
+        const Wanted wanted[] = {WANT("iso_code", &iso_code, TEXT)};
         if (read_map(cursor, filter, &name, wanted, 1) < 0) {
             Py_XDECREF(iso_code);
             Py_XDECREF(name);
@@ -579,39 +601,37 @@ static int read_record_fields(MMDB_entry_data_list_s **cursor, const Language *f
         truncated();
         return 0;
     }
-    if (root->entry_data.type != MMDB_DATA_TYPE_MAP) {
-        PyErr_SetString(DecodeError, "the record is not a map");
-        return 0;
-    }
+    /* a record that is not a map has none of the fields, like any other part that is not a map */
+    uint32_t size = root->entry_data.type == MMDB_DATA_TYPE_MAP ? root->entry_data.data_size : 0;
     *cursor = root->next;
     long city_size = 0, country_size = 0;
-    for (uint32_t i = 0; i < root->entry_data.data_size; i++) {
+    for (uint32_t i = 0; i < size; i++) {
         const MMDB_entry_data_s *key = next_key(cursor);
         long done;
         if (key == NULL) {
             return 0;
         } else if (KEY_IS(key, "city")) {
-            const Wanted wanted[] = {WANT("geoname_id", &f[F_CITY_GEONAME_ID])};
+            const Wanted wanted[] = {WANT("geoname_id", &f[F_CITY_GEONAME_ID], WHOLE)};
             done = city_size = read_map(cursor, filter, &f[F_CITY_NAME], wanted, 1);
         } else if (KEY_IS(key, "country")) {
-            const Wanted wanted[] = {WANT("iso_code", &f[F_COUNTRY_ISO]),
-                                     WANT("is_in_european_union", &f[F_COUNTRY_EU])};
+            const Wanted wanted[] = {WANT("iso_code", &f[F_COUNTRY_ISO], TEXT),
+                                     WANT("is_in_european_union", &f[F_COUNTRY_EU], FLAG)};
             done = country_size = read_map(cursor, filter, &f[F_COUNTRY_NAME], wanted, 2);
         } else if (KEY_IS(key, "continent")) {
-            const Wanted wanted[] = {WANT("code", &f[F_CONTINENT_CODE])};
+            const Wanted wanted[] = {WANT("code", &f[F_CONTINENT_CODE], TEXT)};
             done = read_map(cursor, filter, &f[F_CONTINENT_NAME], wanted, 1);
         } else if (KEY_IS(key, "registered_country")) {
-            const Wanted wanted[] = {WANT("iso_code", &f[F_REGISTERED_ISO])};
+            const Wanted wanted[] = {WANT("iso_code", &f[F_REGISTERED_ISO], TEXT)};
             done = read_map(cursor, filter, &f[F_REGISTERED_NAME], wanted, 1);
         } else if (KEY_IS(key, "subdivisions")) {
             done = read_subdivisions(cursor, filter, &f[F_SUBDIVISIONS]) ? 0 : -1;
         } else if (KEY_IS(key, "postal")) {
-            const Wanted wanted[] = {WANT("code", &f[F_POSTAL_CODE])};
+            const Wanted wanted[] = {WANT("code", &f[F_POSTAL_CODE], TEXT)};
             done = read_map(cursor, filter, NULL, wanted, 1);
         } else if (KEY_IS(key, "location")) {
-            const Wanted wanted[] = {WANT("latitude", &f[F_LATITUDE]), WANT("longitude", &f[F_LONGITUDE]),
-                                     WANT("accuracy_radius", &f[F_ACCURACY_RADIUS]),
-                                     WANT("time_zone", &f[F_TIME_ZONE])};
+            const Wanted wanted[] = {WANT("latitude", &f[F_LATITUDE], REAL), WANT("longitude", &f[F_LONGITUDE], REAL),
+                                     WANT("accuracy_radius", &f[F_ACCURACY_RADIUS], WHOLE),
+                                     WANT("time_zone", &f[F_TIME_ZONE], TEXT)};
             done = read_map(cursor, filter, NULL, wanted, 4);
         } else {
             done = skip_value(cursor) ? 0 : (truncated(), -1);
