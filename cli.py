@@ -108,6 +108,8 @@ from app.commands.update_db import update_db  # noqa: E402
 cli.add_command(update_db)
 from app.commands.tz_world import load_tz_world_command  # noqa: E402
 cli.add_command(load_tz_world_command)
+from app.commands.check_overlay import check_overlay_command  # noqa: E402
+cli.add_command(check_overlay_command)
 
 
 if __name__ == "__main__":
