@@ -32,6 +32,7 @@ class Config:
     tz_statement_timeout_ms: int = 200
     tz_pool_size: int = 4
     tz_retry_after: float = 1.0
+    tz_cache_size: int = 4096
     dns_timeout: float = 2.0
     dns_nameservers: tuple[Nameserver, ...] = ()
     dns_cache_size: int = 10_000
@@ -59,6 +60,7 @@ class Config:
             tz_statement_timeout_ms=int(reader.number("TZ_STATEMENT_TIMEOUT_MS", cls.tz_statement_timeout_ms, 10, 250, integer=True)),
             tz_pool_size=int(reader.number("TZ_POOL_SIZE", cls.tz_pool_size, 1, 64, integer=True)),
             tz_retry_after=reader.number("TZ_RETRY_AFTER", cls.tz_retry_after, 0.1, 60),
+            tz_cache_size=int(reader.number("TZ_CACHE_SIZE", cls.tz_cache_size, 0, 1_000_000, integer=True)),
             dns_timeout=reader.number("DNS_TIMEOUT", cls.dns_timeout, 0.1, 30),
             dns_nameservers=reader.nameservers("DNS_NAMESERVERS"),
             dns_cache_size=int(reader.number("DNS_CACHE_SIZE", cls.dns_cache_size, 0, 10_000_000, integer=True)),

@@ -5,6 +5,7 @@ The official `geoip2.webservice.Client` pointed at this host gets the same City 
 """
 from __future__ import annotations
 
+import base64
 import hmac
 
 from flask import Blueprint, request
@@ -31,16 +32,43 @@ def maxmind_error_response(error: GeoIPError):
     return json_response({"code": code, "error": error.message}, status, ERROR_TYPE)
 
 
+# Longer than any account ID and licence key we could be given; a longer header is refused
+# before it is decoded.
+MAX_AUTHORIZATION_LENGTH = 1024
+
+
 def _check_credentials():
     accounts = services().config.geoip_accounts
     if not accounts:
         return
-    auth = request.authorization
-    if auth is None or auth.type != "basic" or not auth.username or not auth.password:
+    given = _basic_credentials(request.headers.get("Authorization"))
+    if given is None:
         raise Unauthorized("An account ID and licence key are required (HTTP basic authentication).")
-    given = (auth.username, auth.password)
-    if not any(hmac.compare_digest(f"{a}:{k}", f"{given[0]}:{given[1]}") for a, k in accounts):
+    # Bytes against bytes, every configured account compared (no early exit), so neither the
+    # answer's time nor a decoding error tells which account or how much of a key matched.
+    accepted = False
+    for account, key in accounts:
+        accepted |= hmac.compare_digest(f"{account}:{key}".encode(), given)
+    if not accepted:
         raise Unauthorized()
+
+
+def _basic_credentials(header: str | None) -> bytes | None:
+    """`account:key` as the client sent it (any bytes), or None when there is no usable Basic
+    credential: no header, another scheme, bad base64, an empty account or key, no colon."""
+    if not header or len(header) > MAX_AUTHORIZATION_LENGTH:
+        return None
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip().encode("latin-1"), validate=True)
+    except (ValueError, UnicodeError):  # binascii.Error is a ValueError
+        return None
+    account, colon, key = decoded.partition(b":")
+    if not colon or not account or not key:
+        return None
+    return decoded
 
 
 @geoip_compat.get("/geoip/v2.1/city/<target:ip>")

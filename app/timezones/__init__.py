@@ -4,8 +4,6 @@ from __future__ import annotations
 from app.timezones.base import TimezoneIndex, ZoneMatch, is_ocean_zone
 from app.timezones.cache import CachedTimezoneIndex
 
-COORDINATE_CACHE_SIZE = 4096
-
 __all__ = ["TimezoneIndex", "ZoneMatch", "is_ocean_zone", "open_timezone_index"]
 
 
@@ -24,7 +22,7 @@ def open_timezone_index(config) -> TimezoneIndex:
             statement_timeout_ms=config.tz_statement_timeout_ms,
             pool_size=config.tz_pool_size,
             retry_after=config.tz_retry_after,
-        ), size=COORDINATE_CACHE_SIZE)
+        ), size=config.tz_cache_size)
     from app.timezones.embedded import EmbeddedTimezoneIndex
 
     return EmbeddedTimezoneIndex()
