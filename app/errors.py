@@ -31,6 +31,12 @@ class BadRequest(GeoIPError):
     message = "The request is malformed."
 
 
+class InvalidFields(GeoIPError):
+    code = "INVALID_FIELDS"
+    status = 400
+    message = "fields names a path the result document does not have."
+
+
 class BatchTooLarge(GeoIPError):
     code = "BATCH_TOO_LARGE"
     status = 413

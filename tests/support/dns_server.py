@@ -1,6 +1,6 @@
 """A real DNS server on 127.0.0.1 for the tests (dnslib, UDP and TCP, threaded).
 
-Zone data is a dict: name -> list of ("A"|"AAAA"|"CNAME", value, ttl). Unknown names get NXDOMAIN;
+Zone data is a dict: name -> list of ("A"|"AAAA"|"CNAME"|"PTR", value, ttl). Unknown names get NXDOMAIN;
 names in `silent_names` (or every name while `silent` is set) get no answer at all.
 
 """
@@ -9,10 +9,11 @@ from __future__ import annotations
 import socket
 import threading
 
-from dnslib import AAAA, CNAME, QTYPE, RCODE, RR, A, DNSError, DNSLabel
+from dnslib import AAAA, CNAME, PTR, QTYPE, RCODE, RR, A, DNSError, DNSLabel
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
-RECORD_TYPES = {"A": (A, QTYPE.A), "AAAA": (AAAA, QTYPE.AAAA), "CNAME": (CNAME, QTYPE.CNAME)}
+RECORD_TYPES = {"A": (A, QTYPE.A), "AAAA": (AAAA, QTYPE.AAAA), "CNAME": (CNAME, QTYPE.CNAME),
+                "PTR": (PTR, QTYPE.PTR)}
 
 STANDARD_ZONE = {
     "london.test.example": [("A", "81.2.69.160", 300)],
@@ -27,6 +28,14 @@ STANDARD_ZONE = {
     "unlocated.test.example": [("A", "8.8.8.8", 60)],
     "xn--bcher-kva.example": [("A", "81.2.69.190", 60)],
     "sea.test.example": [("A", "6.6.6.6", 60)],
+    # Reverse names: one that confirms (london), one whose name does not point back (liar), IPv6,
+    # one whose forward lookup goes unanswered (slow.test.example is silent in the suite's server).
+    "160.69.2.81.in-addr.arpa": [("PTR", "london.test.example", 300)],
+    "161.69.2.81.in-addr.arpa": [("PTR", "liar.test.example", 120)],
+    "liar.test.example": [("A", "81.2.69.99", 60)],
+    "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.1.2.0.1.0.0.2.ip6.arpa": [("PTR", "dual.test.example", 60)],
+    "190.69.2.81.in-addr.arpa": [("PTR", "slow.test.example", 60)],
+    "3.2.1.10.in-addr.arpa": [("PTR", "internal.test.example", 60)],
 }
 
 

@@ -1,0 +1,108 @@
+"""The hostname adapter: an address's PTR name, and whether that name's A/AAAA records contain
+the address (forward-confirmed reverse DNS), asked of the configured nameservers with dnspython.
+
+`HostnameResolver.lookup(address, deadline)` never raises for DNS trouble: the answer says what
+happened (`reason`), and how long it may be kept (`ttl`, from the records; failures briefly, a
+timeout not at all). Caching belongs to the lookup service, so dnspython's own cache is off.
+"""
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from dataclasses import dataclass
+
+import dns.exception
+import dns.rdatatype
+import dns.resolver
+import dns.reversename
+
+from .config import Nameserver
+
+# Reasons a hostname is missing (the codes a result carries).
+NO_PTR = "PTR_NOT_FOUND"
+TIMEOUT = "DNS_TIMEOUT"
+FAILURE = "DNS_FAILURE"
+REASONS = {
+    NO_PTR: "The address has no PTR record.",
+    TIMEOUT: "The DNS servers did not answer in time.",
+    FAILURE: "The DNS servers could not answer for the address.",
+}
+
+NEGATIVE_TTL = 60.0   # a missing PTR or a failing server, kept briefly
+MAX_TTL = 86400.0
+
+
+@dataclass(frozen=True)
+class Hostname:
+    name: str | None        # the PTR name without the final dot, or None (then `reason` says why)
+    verified: bool          # a forward lookup of `name` gave back the address
+    reason: str | None      # one of REASONS, None when there is a name
+    ttl: float              # seconds this answer may be kept (0: not at all)
+
+
+class HostnameResolver:
+    def __init__(self, nameservers: tuple[Nameserver, ...] = (), timeout: float = 2.0):
+        self.nameservers = nameservers
+        self.timeout = timeout
+        self._resolver: dns.resolver.Resolver | None = None
+        self._lock = threading.Lock()
+
+    def _setup(self) -> dns.resolver.Resolver | None:
+        with self._lock:
+            if self._resolver is None:
+                if self.nameservers:
+                    resolver = dns.resolver.Resolver(configure=False)
+                    resolver.nameservers = [server.host for server in self.nameservers]
+                    resolver.nameserver_ports = {server.host: server.port for server in self.nameservers}
+                    resolver.port = self.nameservers[0].port
+                else:
+                    try:
+                        resolver = dns.resolver.Resolver()
+                    except dns.resolver.NoResolverConfiguration:
+                        return None
+                resolver.cache = None
+                resolver.timeout = resolver.lifetime = self.timeout
+                self._resolver = resolver
+            return self._resolver
+
+    def lookup(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, deadline: float | None = None) -> Hostname:
+        """PTR, then the forward confirmation, both within `deadline` (time.monotonic(); at most
+        DNS_TIMEOUT from now)."""
+        resolver = self._setup()
+        if resolver is None:
+            return Hostname(None, False, FAILURE, NEGATIVE_TTL)
+        deadline = min(deadline or float("inf"), time.monotonic() + self.timeout)
+        reverse = dns.reversename.from_address(str(address))
+        answer = _ask(resolver, reverse, "PTR", deadline)
+        if isinstance(answer, str):
+            return Hostname(None, False, answer, 0.0 if answer == TIMEOUT else NEGATIVE_TTL)
+        names = [rdata.target.to_text(omit_final_dot=True) for rdata in answer.rrset or ()]
+        if not names:
+            return Hostname(None, False, NO_PTR, NEGATIVE_TTL)
+        ttl = float(answer.rrset.ttl)
+        wanted = "A" if address.version == 4 else "AAAA"
+        for name in names[:4]:  # a few PTR names at most: the budget is shared
+            forward = _ask(resolver, name + ".", wanted, deadline)
+            if isinstance(forward, str):
+                if forward == TIMEOUT:  # unconfirmed for now, and worth asking again soon
+                    return Hostname(names[0], False, None, 0.0)
+                continue
+            if any(ipaddress.ip_address(rdata.address) == address for rdata in forward.rrset or ()):
+                return Hostname(name, True, None, min(ttl, float(forward.rrset.ttl), MAX_TTL))
+        return Hostname(names[0], False, None, min(ttl, MAX_TTL))
+
+
+def _ask(resolver, name, rdtype: str, deadline: float):
+    """The answer, or the reason there is none."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return TIMEOUT
+    try:
+        return resolver.resolve(name, rdtype, lifetime=remaining, raise_on_no_answer=False, search=False)
+    except (dns.resolver.NXDOMAIN, dns.resolver.YXDOMAIN):
+        return NO_PTR
+    except dns.exception.Timeout:
+        return TIMEOUT
+    except dns.exception.DNSException:
+        return FAILURE
