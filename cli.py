@@ -8,15 +8,21 @@ import sys
 import click
 
 from app.config import Config, ConfigError
+from app.commands.bulk_lookup import file_options, run_file_lookup, selection_option
 from app.errors import GeoIPError
+from app.fields import select_items
 
 
-def _services():
-    from app.services import Services
+def _config() -> Config:
     try:
-        return Services(Config.from_env())
+        return Config.from_env()
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def _services(config: Config | None = None):
+    from app.services import Services
+    return Services(config or _config())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,14 +31,24 @@ def cli():
 
 
 @cli.command()
-@click.argument("targets", nargs=-1, required=True)
+@click.argument("targets", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the result documents as JSON.")
 @click.option("--lang", default="en", show_default=True, help="Language of place names.")
-def lookup(targets, as_json, lang):
-    """Look up IP addresses and domain names. Exit status 1 when any target fails."""
+@file_options
+def lookup(targets, as_json, lang, input_file, column, output_format, fields, output, jobs):
+    """Look up IP addresses and domain names (or every line of --file). Exit status 1 when any target fails."""
     from app.document import preferred_language
-    services = _services()
     lang = preferred_language(lang)
+    if input_file is not None:
+        if targets:
+            raise click.UsageError("give targets or --file, not both")
+        config = _config()
+        return run_file_lookup(lambda: _services(config).lookup, input_file, output, output_format, column, fields,
+                               jobs, lang)
+    if not targets:
+        raise click.UsageError("give one or more targets, or --file")
+    selection = selection_option(fields)
+    services = _services()
     failed = False
     documents = []
     for target in targets:
@@ -41,6 +57,7 @@ def lookup(targets, as_json, lang):
         except GeoIPError as error:
             failed = True
             documents.append({"query": target.strip(), "error": error.to_dict()})
+    documents = select_items(documents, selection)
     if as_json:
         click.echo(json.dumps(documents if len(documents) > 1 else documents[0], ensure_ascii=False, indent=2))
     else:

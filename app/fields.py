@@ -17,7 +17,7 @@ MAX_FIELDS_LENGTH = 2048
 MAX_PATHS = 64
 
 ALWAYS_KEPT = ("query", "kind", "results", "database")
-_DOCUMENT_SELECTABLE = ("canonical_name", "addresses_withheld")
+DOCUMENT_PATHS = ("canonical_name", "addresses_withheld")
 
 Selection = dict  # name -> True (the whole value) or a nested Selection
 
@@ -57,7 +57,7 @@ def _paths(properties: dict, schemas: dict, prefix: str = "") -> list[str]:
 def allowed_paths() -> tuple[str, ...]:
     schemas = _schemas()
     result_paths = _paths(_resolve({"$ref": "Result"}, schemas)["properties"], schemas)
-    return tuple(_DOCUMENT_SELECTABLE) + tuple(result_paths)
+    return tuple(DOCUMENT_PATHS) + tuple(result_paths)
 
 
 def parse_fields(raw: object) -> Selection | None:

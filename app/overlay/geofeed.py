@@ -20,6 +20,8 @@ from functools import lru_cache
 
 import pycountry
 
+from ..textlines import bounded_lines
+
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_LINE_BYTES = 4096
 MAX_PROBLEMS = 20
@@ -107,7 +109,7 @@ def read_geofeed(path: str, *, max_bytes: int = MAX_FILE_BYTES) -> list[OverlayE
         size = os.fstat(handle.fileno()).st_size
         if size > max_bytes:
             raise GeofeedError([Problem(name, None, f"is {size} bytes, more than the limit of {max_bytes}")])
-        for number, line in _lines(handle):
+        for number, line in enumerate(bounded_lines(handle, MAX_LINE_BYTES), 1):
             if len(problems) >= MAX_PROBLEMS:
                 raise GeofeedError(problems, truncated=True)
             if line is None:
@@ -137,23 +139,6 @@ def read_geofeed(path: str, *, max_bytes: int = MAX_FILE_BYTES) -> list[OverlayE
     if problems:
         raise GeofeedError(problems)
     return entries
-
-
-def _lines(handle):
-    """(line number, bytes without the line break) for each line; None for a line over the limit,
-    which is skipped without being held in memory."""
-    number = 0
-    while True:
-        line = handle.readline(MAX_LINE_BYTES + 1)
-        if not line:
-            return
-        number += 1
-        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-            while line and not line.endswith(b"\n"):
-                line = handle.readline(64 * 1024)
-            yield number, None
-            continue
-        yield number, line.rstrip(b"\r\n")
 
 
 def parse_line(text: str, file: str = "-", number: int = 0) -> OverlayEntry:

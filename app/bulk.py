@@ -1,0 +1,300 @@
+"""Bulk enrichment (`cli.py lookup --file F`): targets from a file or stdin, one per line or one
+column of a CSV, looked up in order and written as JSON Lines or CSV.
+
+Memory stays flat for input of any size: lines are read with a bound on their length, looked up
+in chunks of CHUNK_LINES through the lookup service's batch path (IP addresses at once, a chunk's
+domain names concurrently within one shared DNS budget, exactly like an HTTP batch), and each
+chunk's output is written before more input is read than the few chunks in flight. With
+`jobs` > 1 the chunks go to that many worker processes (each with its own services, built after
+the fork) and come back in input order. One output line per input line: a line that is not a
+target (bad UTF-8, too long, empty) gets its error object like any failed lookup.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import csv
+import io
+import multiprocessing
+import os
+import time
+from stat import S_ISREG
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Iterable, Iterator
+
+import orjson
+
+from .fields import DOCUMENT_PATHS, Selection, allowed_paths, parse_fields, select_items
+from .textlines import bounded_lines
+
+FORMATS = ("jsonl", "csv")
+CHUNK_LINES = 1000
+MAX_LINE_BYTES = 4096
+# What a CSV row holds when --fields does not say: the columns most log enrichment wants.
+DEFAULT_CSV_FIELDS = ("ip,network,city.name,subdivisions.iso_code,country.iso_code,continent.code,postal.code,"
+                      "location,timezone.name")
+
+
+@dataclass(frozen=True)
+class BulkOptions:
+    format: str = "jsonl"
+    column: str | None = None           # a CSV column: its header name, or its 1-based number
+    selection: Selection | None = None  # parse_fields(--fields)
+    lang: str = "en"
+    jobs: int = 1
+
+
+@dataclass
+class BulkReport:
+    lines: int = 0
+    failed: int = 0       # lines whose item is an error
+    addresses: int = 0    # located results written
+
+
+class InputError(ValueError):
+    """The input cannot be read as asked (a CSV column that is not there)."""
+
+
+# -- input ----------------------------------------------------------------------------------
+def read_targets(stream: BinaryIO, column: str | None = None) -> Iterator[str | None]:
+    """One target per input line (None for a line that cannot be one)."""
+    lines = bounded_lines(stream, MAX_LINE_BYTES)
+    if column is None:
+        for line in lines:
+            yield _decode(line)
+        return
+    index = int(column) - 1 if column.isdigit() else None
+    if index is None:
+        header = next(lines, None)
+        cells = _cells(_decode(header)) if header is not None else None
+        if not cells or column not in cells:
+            raise InputError("the CSV header has no column named by --column")
+        index = cells.index(column)
+    elif index < 0:
+        raise InputError("--column counts from 1")
+    for line in lines:
+        cells = _cells(_decode(line))
+        yield cells[index] if cells is not None and index < len(cells) else None
+
+
+def _decode(line: bytes | None) -> str | None:
+    if line is None:
+        return None
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _cells(text: str | None) -> list[str] | None:
+    # One line is one row: logs do not quote line breaks, and a bounded line stays bounded.
+    if text is None:
+        return None
+    try:
+        return next(csv.reader([text]), [])
+    except csv.Error:
+        return None
+
+
+def chunks(items: Iterable, size: int) -> Iterator[list]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# -- output ---------------------------------------------------------------------------------
+class CsvColumns:
+    """The CSV columns for a selection: `query`, `error`, then every selected leaf path."""
+
+    def __init__(self, selection: Selection | None):
+        selection = selection or parse_fields(DEFAULT_CSV_FIELDS)
+        allowed = allowed_paths()
+        leaves = [path for path in allowed if not any(other.startswith(path + ".") for other in allowed)]
+        # A result's ip is always there, first.
+        self.paths = ["ip"] + [path for path in leaves if path != "ip" and _selected(selection, path)]
+        self._parts = [(path in DOCUMENT_PATHS, path.split(".")) for path in self.paths]
+
+    def header(self) -> bytes:
+        return _csv_line(["query", "error", *self.paths])
+
+    def row(self, item: dict) -> list:
+        if "error" in item:
+            return [item.get("query") or "", item["error"]["code"]] + [""] * len(self.paths)
+        results = item["results"]
+        located = next((result for result in results if "error" not in result), None)
+        if located is None:
+            return [item["query"], results[0]["error"]["code"]] + [""] * len(self.paths)
+        return [item["query"], ""] + [_cell(_value(item if of_document else located, parts))
+                                      for of_document, parts in self._parts]
+
+
+def _selected(selection: Selection, path: str) -> bool:
+    node = selection
+    for part in path.split("."):
+        node = node.get(part)
+        if node is None:
+            return False
+        if node is True:
+            return True
+    return True
+
+
+def _value(result: dict, parts: list[str]):
+    value = result
+    for part in parts:
+        if isinstance(value, list):
+            value = [item.get(part) for item in value if isinstance(item, dict)]
+        elif isinstance(value, dict):
+            value = value.get(part)
+        else:
+            return None
+    return value
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ";".join(_cell(item) for item in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _csv_line(cells: list) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(cells)
+    return buffer.getvalue().encode("utf-8")
+
+
+def format_items(items: list[dict], options: BulkOptions, columns: CsvColumns | None) -> tuple[bytes, int, int]:
+    """(output bytes, failed lines, located results) for one chunk's items."""
+    failed = addresses = 0
+    for item in items:
+        if "error" in item:
+            failed += 1
+        else:
+            addresses += sum(1 for result in item["results"] if "error" not in result)
+    if columns is None:
+        dumps = orjson.dumps
+        return b"".join([dumps(item) + b"\n" for item in items]), failed, addresses
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerows(columns.row(item) for item in items)
+    return buffer.getvalue().encode("utf-8"), failed, addresses
+
+
+# -- the run --------------------------------------------------------------------------------
+def enrich_chunk(lookup, targets: list, options: BulkOptions, columns: CsvColumns | None):
+    items = select_items(lookup.lookup_many(targets, options.lang), options.selection)
+    return format_items(items, options, columns)
+
+
+_worker: dict = {}
+
+
+def _worker_start(make_lookup, options, columns):
+    _worker.update(lookup=make_lookup(), options=options, columns=columns)
+
+
+def _worker_chunk(targets: list):
+    return enrich_chunk(_worker["lookup"], targets, _worker["options"], _worker["columns"])
+
+
+def run_bulk(make_lookup: Callable, stream: BinaryIO, out: BinaryIO, options: BulkOptions,
+             progress: "Progress | None" = None) -> BulkReport:
+    """Look up every target of `stream` and write the items to `out`, in input order.
+    `make_lookup()` builds the lookup service (once here, or once in each worker process)."""
+    columns = CsvColumns(options.selection) if options.format == "csv" else None
+    report = BulkReport()
+    if columns is not None:
+        out.write(columns.header())
+    targets = chunks(read_targets(stream, options.column), CHUNK_LINES)
+
+    def write(chunk_length: int, done) -> None:
+        data, failed, addresses = done
+        out.write(data)
+        report.lines += chunk_length
+        report.failed += failed
+        report.addresses += addresses
+        if progress is not None:
+            progress.update(report, stream)
+
+    if options.jobs <= 1:
+        lookup = make_lookup()
+        for chunk in targets:
+            write(len(chunk), enrich_chunk(lookup, chunk, options, columns))
+    else:
+        # fork: the workers inherit make_lookup; they build their services after the fork.
+        context = multiprocessing.get_context("fork")
+        with concurrent.futures.ProcessPoolExecutor(options.jobs, mp_context=context, initializer=_worker_start,
+                                                    initargs=(make_lookup, options, columns)) as pool:
+            pending: collections.deque = collections.deque()
+            for chunk in targets:
+                pending.append((len(chunk), pool.submit(_worker_chunk, chunk)))
+                if len(pending) >= 3 * options.jobs:  # bounded: input is read only as fast as it is written
+                    length, future = pending.popleft()
+                    write(length, future.result())
+            while pending:
+                length, future = pending.popleft()
+                write(length, future.result())
+    if progress is not None:
+        progress.finish(report)
+    return report
+
+
+@dataclass
+class Progress:
+    """Lines and addresses per second on a terminal (stderr), with an ETA when the input's size
+    is known; nothing at all when stderr is not a terminal (the caller does not make one)."""
+
+    stream: object
+    total_bytes: int | None = None
+    clock: Callable[[], float] = time.monotonic
+    interval: float = 0.5
+    started: float = field(default=0.0)
+    _next: float = field(default=0.0)
+
+    def __post_init__(self):
+        self.started = self._next = self.clock()
+
+    def update(self, report: BulkReport, source) -> None:
+        now = self.clock()
+        if now < self._next:
+            return
+        self._next = now + self.interval
+        elapsed = max(now - self.started, 1e-9)
+        text = f"\r{report.lines:,} lines, {report.addresses / elapsed:,.0f} addresses/s"
+        position = _position(source)
+        if self.total_bytes and position:
+            remaining = elapsed * (self.total_bytes - position) / position
+            text += f", {100 * position / self.total_bytes:.0f}%, ETA {remaining:.0f} s"
+        self.stream.write(text + "   ")
+        self.stream.flush()
+
+    def finish(self, report: BulkReport) -> None:
+        elapsed = max(self.clock() - self.started, 1e-9)
+        self.stream.write(f"\r{report.lines:,} lines, {report.failed:,} failed, "
+                          f"{report.addresses / elapsed:,.0f} addresses/s in {elapsed:.1f} s\n")
+        self.stream.flush()
+
+
+def _position(source) -> int | None:
+    try:
+        return source.tell()
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def input_size(stream) -> int | None:
+    """The size of a regular file (for the ETA), None for a pipe."""
+    try:
+        stat = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+    return stat.st_size if S_ISREG(stat.st_mode) else None

@@ -1,0 +1,185 @@
+"""Bulk enrichment, `cli.py lookup --file`: real processes on real files, the local DNS server,
+worker processes; streaming checked structurally (how far input is read ahead of output)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.bulk import CHUNK_LINES, BulkOptions, Progress, BulkReport, run_bulk
+from app.config import Config
+from app.fields import parse_fields
+from app.services import Services
+from tests.conftest import make_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+LINES = [b"81.2.69.160", b"8.8.8", b"", b"paris.test.example", b"2a02:d5c0::10", b"\xff\xfe", b"10.0.0.1",
+         b"x" * 5000, b"  81.2.69.142  ", b"nope.test.example"]
+
+
+def env_for(city_db, dns_server, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEOIP_", "TZ_", "DNS_"))}
+    env.update({"GEOIP_CITY_DB": str(city_db), "DNS_NAMESERVERS": dns_server.nameserver, "DNS_TIMEOUT": "0.5"}, **extra)
+    return env
+
+
+def cli(args, env, stdin: bytes | None = None):
+    return subprocess.run([sys.executable, "cli.py", "lookup", *args], cwd=ROOT, env=env, input=stdin,
+                          capture_output=True, timeout=120)
+
+
+def test_jsonl_one_line_per_input_line_in_order(tmp_path, city_db, dns_server):
+    source = tmp_path / "in.txt"
+    source.write_bytes(b"\n".join(LINES) + b"\n")
+    done = cli(["--file", str(source)], env_for(city_db, dns_server))
+    assert done.returncode == 1 and done.stderr == b""  # some lines failed; nothing extra on a pipe
+    items = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(items) == len(LINES)
+    assert items[0]["results"][0]["city"]["name"] == "London"
+    assert [item.get("error", {}).get("code") for item in items] == [
+        None, "INVALID_TARGET", "INVALID_TARGET", None, None, "INVALID_TARGET", "IP_ADDRESS_RESERVED",
+        "INVALID_TARGET", None, "DOMAIN_NOT_FOUND"]
+    assert items[3]["kind"] == "domain" and [r["ip"] for r in items[3]["results"]] == ["2.2.3.4", "2a02:d5c0::10"]
+    assert items[5]["query"] is None and items[7]["query"] is None  # unreadable lines are not echoed
+    assert items[8]["query"] == "81.2.69.142"
+
+
+def test_stdin_output_file_fields_and_success_status(tmp_path, city_db, dns_server):
+    out = tmp_path / "out.jsonl"
+    done = cli(["--file", "-", "--output", str(out), "--fields", "city.name,country.iso_code"],
+               env_for(city_db, dns_server), stdin=b"81.2.69.160\r\n2a02:d5c0::10\r\n")
+    assert done.returncode == 0 and done.stdout == b""
+    items = [json.loads(line) for line in out.read_bytes().splitlines()]
+    assert [item["results"] for item in items] == [
+        [{"ip": "81.2.69.160", "city": {"name": "London"}, "country": {"iso_code": "GB"}}],
+        [{"ip": "2a02:d5c0::10", "city": {"name": "Madrid"}, "country": {"iso_code": "ES"}}]]
+
+
+def test_csv_column_in_and_csv_out(tmp_path, city_db, dns_server):
+    rows_text = ('2026-01-01T00:00:00Z,81.2.69.160,/\n2026-01-01T00:00:01Z,"8.8.8",/x\nshort\n'
+                 '2026-01-01T00:00:02Z,paris.test.example,/y\n')
+    source = tmp_path / "access.csv"
+    source.write_text("time,client,path\n" + rows_text)
+    headerless = tmp_path / "headerless.csv"  # a column given by number: no header line
+    headerless.write_text(rows_text)
+    for path, column in ((source, "client"), (headerless, "2")):
+        done = cli(["--file", str(path), "--column", column, "--format", "csv",
+                    "--fields", "city.name,subdivisions.iso_code,location.latitude,canonical_name"],
+                   env_for(city_db, dns_server))
+        assert done.returncode == 1, done.stderr
+        rows = list(csv.reader(io.StringIO(done.stdout.decode())))
+        assert rows == [
+            ["query", "error", "ip", "canonical_name", "city.name", "subdivisions.iso_code", "location.latitude"],
+            ["81.2.69.160", "", "81.2.69.160", "", "London", "ENG", "51.5142"],
+            ["8.8.8", "INVALID_TARGET", "", "", "", "", ""],
+            ["", "INVALID_TARGET", "", "", "", "", ""],
+            ["paris.test.example", "", "2.2.3.4", "paris.test.example", "Paris", "IDF", "48.8566"],
+        ]
+    missing = cli(["--file", str(source), "--column", "nope"], env_for(city_db, dns_server))
+    assert missing.returncode == 2 and b"no column" in missing.stderr and b"Traceback" not in missing.stderr
+
+
+def test_bad_fields_and_bad_usage_are_usage_errors(tmp_path, city_db, dns_server):
+    source = tmp_path / "in.txt"
+    source.write_text("81.2.69.160\n")
+    bad = cli(["--file", str(source), "--fields", "city.nope<script>"], env_for(city_db, dns_server))
+    assert bad.returncode == 2 and b"city.name" in bad.stderr and b"<script>" not in bad.stderr
+    both = cli(["--file", str(source), "81.2.69.160"], env_for(city_db, dns_server))
+    assert both.returncode == 2 and b"not both" in both.stderr
+    done = cli(["--json", "--fields", "country.iso_code", "81.2.69.160"], env_for(city_db, dns_server))
+    assert json.loads(done.stdout)["results"] == [{"ip": "81.2.69.160", "country": {"iso_code": "GB"}}]
+
+
+def test_jobs_give_the_same_output_in_the_same_order(tmp_path, city_db, dns_server):
+    lines = [b"81.2.69.%d" % (i % 256) for i in range(3 * CHUNK_LINES + 17)] + [b"dual.test.example", b"bad"]
+    source = tmp_path / "many.txt"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    one = cli(["--file", str(source)], env_for(city_db, dns_server))
+    two = cli(["--file", str(source), "--jobs", "3"], env_for(city_db, dns_server))
+    assert one.returncode == two.returncode == 1
+    assert two.stdout.count(b"\n") == len(lines)
+    strip_time = lambda out: [json.dumps({**item, "results": [{**r, "timezone": None} for r in item.get("results", [])]})
+                              for item in map(json.loads, out.splitlines())]
+    assert strip_time(one.stdout) == strip_time(two.stdout)
+
+
+def test_domains_on_a_silent_server_time_out_and_the_stream_goes_on(tmp_path, city_db, dns_server):
+    source = tmp_path / "slow.txt"
+    source.write_text("slow.test.example\n81.2.69.160\nlondon.test.example\nslow.test.example\n")
+    done = cli(["--file", str(source)], env_for(city_db, dns_server))
+    codes = [json.loads(line).get("error", {}).get("code") for line in done.stdout.splitlines()]
+    assert done.returncode == 1 and codes == ["DNS_TIMEOUT", None, None, "DNS_TIMEOUT"]
+
+
+class CountingInput(io.RawIOBase):
+    """An endless-looking input of `count` lines that records how far it has been read."""
+
+    def __init__(self, count: int):
+        self.count, self.served = count, 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        if self.served >= self.count:
+            return 0
+        lines = min(len(buffer) // 12, self.count - self.served)
+        data = b"81.2.69.160\n" * lines
+        buffer[: len(data)] = data
+        self.served += lines
+        return len(data)
+
+
+class WatchingOutput(io.RawIOBase):
+    def __init__(self, source: CountingInput):
+        self.source, self.lines, self.read_ahead = source, 0, 0
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        self.lines += bytes(data).count(b"\n")
+        self.read_ahead = max(self.read_ahead, self.source.served - self.lines)
+        return len(data)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_input_is_read_only_a_few_chunks_ahead_of_output(city_db, jobs):
+    source = CountingInput(40 * CHUNK_LINES)
+    out = WatchingOutput(source)
+    config = make_config(city_db_path=str(city_db))
+    report = run_bulk(lambda: Services(config).lookup, io.BufferedReader(source, 8192), out,
+                      BulkOptions(selection=parse_fields("city.name"), jobs=jobs))
+    assert report == BulkReport(lines=40 * CHUNK_LINES, failed=0, addresses=40 * CHUNK_LINES)
+    assert out.lines == 40 * CHUNK_LINES
+    # In flight at most: the chunk being read plus 3 x jobs submitted, plus the reader's buffer.
+    assert out.read_ahead <= (3 * jobs + 2) * CHUNK_LINES
+
+
+def test_progress_on_a_terminal(city_db):
+    ticks = iter(range(1000))
+    stream = io.StringIO()
+    progress = Progress(stream, total_bytes=12 * 3 * CHUNK_LINES, clock=lambda: next(ticks), interval=0.5)
+    source = io.BytesIO(b"81.2.69.160\n" * (3 * CHUNK_LINES))
+    config = make_config(city_db_path=str(city_db))
+    run_bulk(lambda: Services(config).lookup, source, io.BytesIO(), BulkOptions(), progress)
+    shown = stream.getvalue().split("\r")[1:]
+    assert shown[0].startswith("1,000 lines, ") and "addresses/s, 33%, ETA" in shown[0]
+    assert shown[-1].startswith("3,000 lines, 0 failed, ") and shown[-1].endswith(" s\n")
+
+
+def test_config_errors_are_usage_errors(tmp_path, city_db, dns_server):
+    source = tmp_path / "in.txt"
+    source.write_text("81.2.69.160\n")
+    done = cli(["--file", str(source)], env_for(city_db, dns_server, DNS_TIMEOUT="x"))
+    assert done.returncode == 2 and b"DNS_TIMEOUT" in done.stderr
+
+
+assert Config  # imported for make_config's defaults
