@@ -83,6 +83,7 @@ def rows(results: dict) -> list[tuple]:
         table.append(("7b. Cold start, python -c create_app + one lookup", f"{cold['process_s']:.2f} s",
                       f"{cold['process_ceiling_s']:.2f} s (maxminddb open + get)", f"{cold['process_ratio']:.2f}x",
                       "(context)", "n/a"))
+    table.extend(tuple(row) for row in (figures.get("bulk") or {}).get("table_rows", ()))
     return table
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import maxminddb
 
 from . import addresses as address_sets
-from . import bench_batch, bench_coldstart, bench_dns, bench_http, bench_inprocess, bench_memory, city_files, report
+from . import bench_batch, bench_bulk, bench_coldstart, bench_dns, bench_http, bench_inprocess, bench_memory, city_files, report
 from .plot import throughput_png
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,14 +30,14 @@ PLOT_PATH = REPO / "docs" / "bench-throughput.png"
 README = REPO / "README.md"
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
-FIGURES = ("inprocess", "http", "batch", "timezones", "dns", "memory", "coldstart")
+FIGURES = ("inprocess", "http", "batch", "timezones", "dns", "memory", "coldstart", "bulk")
 
 FULL = {"inprocess_addresses": 100_000, "inprocess_rounds": 3, "http_addresses": 10_000, "http_seconds": 10, "http_rounds": 3,
         "curve_seconds": 2, "curve_connections": bench_http.CURVE_CONNECTIONS, "batch_rounds": 3, "dns_names": 1000,
-        "memory_workers": bench_memory.WORKER_COUNTS, "coldstart_repeats": 3}
+        "memory_workers": bench_memory.WORKER_COUNTS, "coldstart_repeats": 3, "bulk_lines": 1_000_000}
 QUICK = {"inprocess_addresses": 400, "inprocess_rounds": 1, "http_addresses": 200, "http_seconds": 1, "http_rounds": 1,
          "curve_seconds": 0.5, "curve_connections": (1, 4), "batch_rounds": 1, "dns_names": 20,
-         "memory_workers": (1, 2), "coldstart_repeats": 1}
+         "memory_workers": (1, 2), "coldstart_repeats": 1, "bulk_lines": 2000}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     figure("memory", lambda: bench_memory.measure(main_file, located, worker_counts=sizes["memory_workers"],
                                                   fill_addresses=located_all))
     figure("coldstart", lambda: bench_coldstart.measure(main_file, located[0], repeats=sizes["coldstart_repeats"]))
+    figure("bulk", lambda: bench_bulk.measure(main_file, lines=sizes["bulk_lines"],
+                                              directory=args.out if args.quick else None))
 
     if "timezones" in results["figures"] and results["figures"]["timezones"].get("skipped"):
         results["skipped"]["timezones"] = results["figures"].pop("timezones")["skipped"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.bulk import CHUNK_LINES, BulkOptions, Progress, BulkReport, run_bulk
-from app.config import Config
+
 from app.fields import parse_fields
 from app.services import Services
 from tests.conftest import make_config
@@ -182,4 +182,14 @@ def test_config_errors_are_usage_errors(tmp_path, city_db, dns_server):
     assert done.returncode == 2 and b"DNS_TIMEOUT" in done.stderr
 
 
-assert Config  # imported for make_config's defaults
+
+
+
+def test_bench_figure_runs_on_a_small_file(tmp_path, city_db):
+    from bench import bench_bulk
+    from bench.city_files import describe
+    figure = bench_bulk.measure(describe("fixture", city_db), lines=300, jobs=2, directory=tmp_path)
+    assert figure["lines"] == 300 and figure["bulk_addresses_per_s"] > 0 and figure["bare_get_addresses_per_s"] > 0
+    assert figure["ratio"] == round(figure["bulk_addresses_per_s"] / figure["bare_get_addresses_per_s"], 2)
+    (row,) = figure["table_rows"]
+    assert row[0].startswith("8. Bulk: cli.py lookup --file, 300 IPv4 lines, --jobs 2")
