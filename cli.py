@@ -127,6 +127,8 @@ from app.commands.tz_world import load_tz_world_command  # noqa: E402
 cli.add_command(load_tz_world_command)
 from app.commands.check_overlay import check_overlay_command  # noqa: E402
 cli.add_command(check_overlay_command)
+from app.commands.pull_db import pull_db  # noqa: E402
+cli.add_command(pull_db)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ class Config:
     geoip_accounts: tuple[tuple[str, str], ...] = ()
     cors_allow_origin: str | None = None
     db_source_label: str | None = None
+    pull: "PullConfig | None" = None  # set when this replica pulls its databases from the updater (DB_PULL_URL)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
@@ -70,6 +71,7 @@ class Config:
             geoip_accounts=reader.accounts("GEOIP_ACCOUNTS"),
             cors_allow_origin=reader.text("CORS_ALLOW_ORIGIN", None),
             db_source_label=reader.text("GEOIP_CITY_DB_SOURCE", None),
+            pull=PullConfig.from_env(env),
         )
 
 
@@ -170,10 +172,16 @@ class UpdateConfig:
     retry_for: float = 300.0
     http_timeout: float = 30.0
     max_db_bytes: int = 2 * 1024**3
+    publish_listen: tuple[str, int] | None = None  # (host, port) of the fleet publish endpoint (PUBLISH_LISTEN)
 
     @property
     def has_maxmind_credentials(self) -> bool:
         return bool(self.maxmind_account_id and self.maxmind_license_key)
+
+    @property
+    def database_paths(self) -> tuple[tuple[str, str], ...]:
+        """(name, live path) of every database this updater keeps, as the fleet names them."""
+        return (("city", self.city_db_path),)
 
     @property
     def effective_cache_dir(self) -> str:
@@ -204,8 +212,54 @@ class UpdateConfig:
             jitter=_duration(reader, "UPDATE_JITTER", min(cls.jitter, interval / 4), 0, interval / 2),
             retry_for=_duration(reader, "UPDATE_RETRY_FOR", cls.retry_for, 0, 86400),
             http_timeout=reader.number("UPDATE_HTTP_TIMEOUT", cls.http_timeout, 1, 600),
-            max_db_bytes=int(reader.number("UPDATE_MAX_DB_BYTES", cls.max_db_bytes, 1024, 64 * 1024**3, integer=True)),
+            max_db_bytes=_max_db_bytes(reader),
+            publish_listen=_listen_address(reader, "PUBLISH_LISTEN"),
         )
+
+
+@dataclass(frozen=True)
+class PullConfig:
+    """A replica's puller (`cli.py pull-db`, docs/scaling.md): fetch the updater's databases over HTTP."""
+
+    url: str                                   # the updater's publish endpoint, e.g. http://updater:8081
+    database_paths: tuple[tuple[str, str], ...]  # (name, local live path) of every database pulled
+    interval: float = 30.0
+    http_timeout: float = UpdateConfig.http_timeout
+    max_db_bytes: int = UpdateConfig.max_db_bytes
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "PullConfig | None":
+        """None when DB_PULL_URL is not set: the databases are then whatever is at their paths."""
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        if reader.text("DB_PULL_URL", None) is None:
+            return None
+        return cls(
+            url=_base_url(reader, "DB_PULL_URL", ""),
+            database_paths=(("city", reader.text("GEOIP_CITY_DB", Config.city_db_path)),),
+            interval=_duration(reader, "DB_PULL_INTERVAL", cls.interval, 1, 86400),
+            http_timeout=reader.number("UPDATE_HTTP_TIMEOUT", cls.http_timeout, 1, 600),
+            max_db_bytes=_max_db_bytes(reader),
+        )
+
+
+def _max_db_bytes(reader: _Reader) -> int:
+    return int(reader.number("UPDATE_MAX_DB_BYTES", UpdateConfig.max_db_bytes, 1024, 64 * 1024**3, integer=True))
+
+
+def _listen_address(reader: _Reader, name: str) -> tuple[str, int] | None:
+    """'8081', ':8081', '0.0.0.0:8081' or '[::]:8081' -> (host, port); unset -> None."""
+    value = reader.text(name, None)
+    if value is None:
+        return None
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    if host not in ("0.0.0.0", "::", "localhost"):
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ConfigError(f"{name} must be [address:]port, got {value!r}") from None
+    return host, _port(name, port)
 
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -5,6 +5,7 @@ import time
 
 from .citydb import CityDatabase
 from .config import Config
+from .fleet.status import pull_readiness
 from .lookup import ATTRIBUTIONS, LookupService
 from .resolver import DnsResolver
 from .timezones import open_timezone_index
@@ -40,10 +41,15 @@ class Services:
                 record_cache=self.city_db.cache_info(),
             )
         timezone = self.timezones.status()
+        pull = pull_readiness(self.config.pull) if self.config.pull else None
         if info is None:
             status = "unavailable"
-        elif self.city_db.last_error or database["stale"] or timezone.get("state") != "ok":
+        elif (self.city_db.last_error or database["stale"] or timezone.get("state") != "ok"
+              or (pull is not None and not pull["ok"])):
             status = "degraded"
         else:
             status = "ready"
-        return {"status": status, "database": database, "timezone": timezone}
+        report = {"status": status, "database": database, "timezone": timezone}
+        if pull is not None:
+            report["pull"] = pull
+        return report

@@ -16,6 +16,9 @@ from supervisor import childutils
 
 CRASH_LOOP_EXITS = 5
 CRASH_LOOP_SECONDS = 60.0
+# Programs whose failure must not take the container down: the replica keeps serving what it has,
+# and /readyz says the puller is failing or stalled.
+NOT_ESSENTIAL = frozenset({"puller"})
 
 
 def main() -> None:
@@ -25,7 +28,9 @@ def main() -> None:
         details, _ = childutils.eventdata(payload + "\n")
         name = details.get("processname", "?")
         reason = None
-        if headers["eventname"] == "PROCESS_STATE_FATAL":
+        if name in NOT_ESSENTIAL:
+            pass
+        elif headers["eventname"] == "PROCESS_STATE_FATAL":
             reason = "could not be started"
         elif headers["eventname"] == "PROCESS_STATE_EXITED" and details.get("expected") == "0":
             now = time.monotonic()

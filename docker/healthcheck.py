@@ -1,10 +1,11 @@
 """Docker HEALTHCHECK: healthy when /readyz answers 200 through Nginx (so Nginx, uWSGI and the app,
-with a City database loaded, are all up). Uses only the standard library: the image has no curl."""
+with a City database loaded, are all up). Uses only the standard library: the image has no curl.
+Another URL may be given (the updater's publish endpoint: http://127.0.0.1:8081/healthz)."""
 import sys
 import urllib.error
 import urllib.request
 
-URL = "http://127.0.0.1:8080/readyz"
+URL = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:8080/readyz"
 
 try:
     with urllib.request.urlopen(URL, timeout=4) as response:

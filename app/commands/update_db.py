@@ -41,7 +41,8 @@ class Duration(click.ParamType):
 @click.option("--if-older-than", type=Duration(), default=None, help="Do nothing if the last successful check is more recent.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--rollback", is_flag=True, help="Swap back to the database the last update replaced.")
-@click.option("--schedule", is_flag=True, help="Run forever: fill an empty volume, then check every UPDATE_INTERVAL.")
+@click.option("--schedule", is_flag=True, help="Run forever: fill an empty volume, then check every UPDATE_INTERVAL "
+                                             "(and publish the verified files on PUBLISH_LISTEN for the fleet's pullers).")
 @click.option("--quiet", is_flag=True, help="Log warnings and errors only.")
 def update_db(source, force, retry_for, if_older_than, as_json, rollback, schedule, quiet):
     """Update the City database safely (see docs/updates.md)."""
@@ -81,7 +82,14 @@ def _run_schedule(config: UpdateConfig) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    run_schedule(config, stop)
+    if config.publish_listen is None:
+        run_schedule(config, stop)
+        return
+    from app.fleet.catalog import fleet_databases
+    from app.fleet.publish import PublishServer
+
+    with PublishServer(fleet_databases(config.database_paths), config.publish_listen):
+        run_schedule(config, stop)
 
 
 class _terminate_cleanly:

@@ -56,30 +56,38 @@ class UpdateState:
 
     @classmethod
     def load(cls, live_path: str) -> "UpdateState":
-        try:
-            with open(cls.path_for(live_path), encoding="utf-8") as handle:
-                data = json.load(handle)
-        except (OSError, ValueError):
-            return cls()
-        if not isinstance(data, dict):
-            return cls()
+        data = read_json_object(cls.path_for(live_path))
         known = {f.name for f in fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in known})
 
     def save(self, live_path: str) -> None:
-        target = self.path_for(live_path)
-        directory = os.path.dirname(os.path.abspath(target))
-        handle, temporary = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=directory)
+        write_json_atomically(self.path_for(live_path), asdict(self))
+
+
+def read_json_object(path: str) -> dict:
+    """The JSON object in path; {} when it is missing, unreadable or not an object."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_json_atomically(target: str, data: dict) -> None:
+    """Readers see the old content or the new, never a half-written file."""
+    directory = os.path.dirname(os.path.abspath(target))
+    handle, temporary = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=2, sort_keys=True)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except BaseException:
         try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(asdict(self), out, indent=2, sort_keys=True)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, target)
-        except BaseException:
-            try:
-                os.unlink(temporary)
-            except FileNotFoundError:
-                pass
-            raise
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise

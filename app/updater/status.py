@@ -15,9 +15,9 @@ def describe_live_database(live_path: str, now: float | None = None) -> dict:
     state = UpdateState.load(live_path)
     info = {"path": live_path, "exists": os.path.exists(live_path), "database_type": None, "build_date": None,
             "age_days": None, "source": state.source, "source_detail": state.source_detail,
-            "fallback": state.fallback, "installed_at": _iso(state.installed_at), "last_check": _iso(state.last_check),
+            "fallback": state.fallback, "installed_at": iso_time(state.installed_at), "last_check": iso_time(state.last_check),
             "last_outcome": state.last_outcome, "last_error": state.last_error,
-            "last_success": _iso(state.last_success), "previous_available": os.path.exists(previous_path(live_path))}
+            "last_success": iso_time(state.last_success), "previous_available": os.path.exists(previous_path(live_path))}
     if info["exists"]:
         try:
             with maxminddb.open_database(live_path, maxminddb.MODE_MMAP_EXT) as reader:
@@ -53,5 +53,5 @@ def status_lines(live_path: str) -> list[str]:
     return lines
 
 
-def _iso(epoch: float | None) -> str | None:
+def iso_time(epoch: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if epoch else None

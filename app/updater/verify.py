@@ -33,11 +33,17 @@ class DatabaseFacts:
 
 
 def file_md5(path: str) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
+    return _file_digest(path, hashlib.md5(usedforsecurity=False))
+
+
+def file_sha256(path: str) -> str:
+    """The fleet's identity of a database file (its ETag between the updater and the replicas)."""
+    return _file_digest(path, hashlib.sha256())
+
+
+def _file_digest(path: str, digest) -> str:
     with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, lambda: digest).hexdigest()
 
 
 def read_facts(path: str, md5: str | None = None) -> DatabaseFacts:
