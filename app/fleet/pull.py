@@ -20,14 +20,14 @@ import random
 import re
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 from ..config import PullConfig
 from ..updater.errors import ChecksumMismatch, InvalidDatabase, LocalError, LockHeld, NotNewer, SourceError, UpdateError
 from ..updater.http import HttpClient, Validators
 from ..updater.install import install, remove_quietly, remove_stale_staging, staging_file
 from ..updater.lock import UpdateLock
-from ..updater.state import UpdateState, read_json_object, write_json_atomically
+from ..updater.state import JsonStateFile, UpdateState
 from ..updater.verify import DatabaseFacts, check_replaces, file_sha256
 from .catalog import FleetDatabase, fleet_databases
 
@@ -38,9 +38,10 @@ _SHA256_ETAG = re.compile(r'^(?:W/)?"([0-9a-f]{64})"$')
 
 
 @dataclass
-class PullState:
+class PullState(JsonStateFile):
     """What the puller knows about the local file and its last attempt (`<db>.pull.json`)."""
 
+    SUFFIX = ".pull.json"
     sha256: str | None = None
     signature: list = field(default_factory=list)   # [inode, size, mtime_ns] of the file sha256 belongs to
     last_modified: str | None = None                 # the publisher's Last-Modified for that file
@@ -51,19 +52,6 @@ class PullState:
     last_error: str | None = None
     last_error_code: str | None = None
     last_success: float | None = None
-
-    @staticmethod
-    def path_for(live_path: str) -> str:
-        return live_path + ".pull.json"
-
-    @classmethod
-    def load(cls, live_path: str) -> "PullState":
-        data = read_json_object(cls.path_for(live_path))
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
-
-    def save(self, live_path: str) -> None:
-        write_json_atomically(self.path_for(live_path), asdict(self))
 
     def local_sha256(self, live_path: str) -> str | None:
         """The live file's sha256: remembered while it is the same file, else computed (None: no file)."""

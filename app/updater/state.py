@@ -11,8 +11,28 @@ import tempfile
 from dataclasses import asdict, dataclass, field, fields
 
 
+class JsonStateFile:
+    """A dataclass kept as JSON beside a live database (`<db><SUFFIX>`), written atomically; keys it
+    does not know are ignored, and a missing or unreadable file loads as the defaults."""
+
+    SUFFIX = ""
+
+    @classmethod
+    def path_for(cls, live_path: str) -> str:
+        return live_path + cls.SUFFIX
+
+    @classmethod
+    def load(cls, live_path: str):
+        data = read_json_object(cls.path_for(live_path))
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+    def save(self, live_path: str) -> None:
+        write_json_atomically(self.path_for(live_path), asdict(self))
+
+
 @dataclass
-class UpdateState:
+class UpdateState(JsonStateFile):
     last_check: float | None = None          # when the last attempt finished, whatever its outcome
     last_outcome: str | None = None          # updated | current | failed
     last_error: str | None = None
@@ -27,6 +47,7 @@ class UpdateState:
     previous: dict = field(default_factory=dict)    # the ORIGIN_FIELDS of the file kept as .previous
     live_signature: list = field(default_factory=list)  # [inode, size, mtime_ns] of the file `md5` belongs to
 
+    SUFFIX = ".state.json"
     ORIGIN_FIELDS = ("source", "source_detail", "fallback", "md5", "build_epoch", "installed_at", "validators")
 
     @staticmethod
@@ -49,19 +70,6 @@ class UpdateState:
         blank = type(self)()
         for name in self.ORIGIN_FIELDS:
             setattr(self, name, origin.get(name, getattr(blank, name)))
-
-    @staticmethod
-    def path_for(live_path: str) -> str:
-        return live_path + ".state.json"
-
-    @classmethod
-    def load(cls, live_path: str) -> "UpdateState":
-        data = read_json_object(cls.path_for(live_path))
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
-
-    def save(self, live_path: str) -> None:
-        write_json_atomically(self.path_for(live_path), asdict(self))
 
 
 def read_json_object(path: str) -> dict:
