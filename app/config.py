@@ -45,6 +45,7 @@ class Config:
     cors_allow_origin: str | None = None
     db_source_label: str | None = None
     pull: "PullConfig | None" = None  # set when this replica pulls its databases from the updater (DB_PULL_URL)
+    worker_memory_limit_mb: int = 256
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
@@ -72,6 +73,8 @@ class Config:
             cors_allow_origin=reader.text("CORS_ALLOW_ORIGIN", None),
             db_source_label=reader.text("GEOIP_CITY_DB_SOURCE", None),
             pull=PullConfig.from_env(env),
+            worker_memory_limit_mb=int(reader.number("GEOIP_WORKER_MEMORY_LIMIT_MB", cls.worker_memory_limit_mb,
+                                                     0, 1_000_000, integer=True)),
         )
 
 

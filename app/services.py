@@ -5,6 +5,7 @@ import time
 
 from .citydb import CityDatabase
 from .config import Config
+from .errors import TimezoneBackendUnavailable
 from .fleet.status import pull_readiness
 from .lookup import ATTRIBUTIONS, LookupService
 from .resolver import DnsResolver
@@ -22,6 +23,16 @@ class Services:
                                     source_label=config.db_source_label,
                                     batch_concurrency=config.batch_concurrency,
                                     batch_dns_budget=2 * config.dns_timeout)
+
+    def warm_up(self) -> None:
+        """Open now what a worker's first lookup would otherwise open while requests wait on it
+        (the City map and its record-offset reader, a time-zone finder or the PostGIS pool).
+        app/wsgi.py calls it in each uWSGI worker before the worker accepts a request."""
+        self.city_db.info  # noqa: B018 - opens the file
+        try:
+            self.timezones.zone_at(0.0, 0.0)
+        except TimezoneBackendUnavailable:
+            pass  # a backend that is down now is tried again by the lookups that need it
 
     def readiness(self) -> dict:
         """What /readyz and `cli.py status` report. "unavailable" only when no City DB is loaded."""

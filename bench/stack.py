@@ -4,15 +4,13 @@ tests/support/native_stack.NativeStack runs the container's stack natively on 12
 supervisord -> uWSGI + Nginx from the repository's docker/ configs (supervisord.conf, uwsgi.ini,
 start_nginx.py, nginx.conf, site.conf), as `nobody`. This module adds what the bench needs:
 
-- The ceiling: the same stack serving bench/trivial_app.py. supervisord starts `uwsgi --ini
-  docker/uwsgi.ini` from PATH; for the ceiling, PATH starts with bench/ceiling_bin, whose `uwsgi`
-  runs the real one with the same arguments plus `--module $BENCH_WSGI_MODULE` (here
-  bench.trivial_app:application; the experiments use their own module the same way). Every
-  other setting (workers, threads, socket, buffers, Nginx) is the production one, and nothing in
-  the production app or configs knows the ceiling exists.
+- Our trivial app: the same stack serving bench/trivial_app.py (NativeStack's `wsgi_module`: the
+  real uWSGI with the same arguments plus `--module`; the experiments use their own module the
+  same way). Every other setting (workers, threads, socket, buffers, Nginx) is the production
+  one, and nothing in the production app or configs knows it exists.
 - GEOIP_RATE_LIMIT=0: the per-client limit (20 r/s by default) would otherwise time the limiter.
-- Workers and threads as in production unless a figure varies them: one worker per core,
-  8 threads (docker/uwsgi.ini's defaults).
+- Workers and threads as in production unless a figure varies them: docker/uwsgi.ini's
+  defaults (one worker per core, 64 threads), left unset so that the ini decides.
 - Readiness polled every 5 ms on a chosen path, timed from the spawn of supervisord, for the
   cold-start figure; CPU time of the whole stack, for CPU per request.
 """
@@ -26,8 +24,6 @@ from pathlib import Path
 from tests.support.native_stack import NativeStack, StackError
 
 REPO = Path(__file__).resolve().parent.parent
-CEILING_BIN = Path(__file__).resolve().parent / "ceiling_bin"
-PRODUCTION_THREADS = 8
 TRIVIAL_APP = "bench.trivial_app:application"
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -38,19 +34,14 @@ class ServingStack(NativeStack):
     """`with ServingStack(city_path, ceiling=False) as stack:` then `stack.base_url`, `stack.get(path)`."""
 
     def __init__(self, city_path, *, ceiling: bool = False, workers: int | None = None,
-                 threads: int = PRODUCTION_THREADS, ready_path: str = "/healthz", env: dict | None = None,
+                 threads: int | None = None, ready_path: str = "/healthz", env: dict | None = None,
                  wsgi_module: str | None = None):
         """`ceiling=True` serves the trivial app; `wsgi_module` any other bench module (experiments)."""
         environment = {"GEOIP_RATE_LIMIT": "0"}
         self.ceiling = ceiling
-        wsgi_module = TRIVIAL_APP if ceiling else wsgi_module
-        if wsgi_module:
-            real_bin = Path(os.sys.executable).parent
-            environment["BENCH_REAL_UWSGI"] = str(real_bin / "uwsgi")
-            environment["BENCH_WSGI_MODULE"] = wsgi_module
-            environment["PATH"] = f"{CEILING_BIN}:{real_bin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
         environment.update(env or {})
-        super().__init__(city_path, env=environment, workers=workers or os.cpu_count() or 1, threads=threads)
+        super().__init__(city_path, env=environment, workers=workers, threads=threads,
+                         wsgi_module=TRIVIAL_APP if ceiling else wsgi_module)
         self.ready_path = ready_path
         self.spawned_at = 0.0
         self.ready_after: float | None = None  # seconds from spawning supervisord to the first 200

@@ -12,6 +12,11 @@ Like the container, nothing runs as root: when the caller is root the whole stac
 prefix and the City database (copied there, since the caller's files may not be readable by
 that user). Replace `stack.city_db` to swap the database under the running stack.
 Everything supervisord and its programs print goes to `stack.log_path` (`stack.log()`).
+
+`wsgi_module="pkg.module:application"` serves another WSGI callable through the same configs
+(the bench's ceiling, a test's instrumented app): PATH then starts with wsgi_module_bin/, whose
+`uwsgi` runs the real one with the same arguments plus `--module`. `workers=None` or
+`threads=None` leaves the setting to docker/uwsgi.ini's default.
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO / "docker"
 SUPERVISORD_CONF = DOCKER_DIR / "supervisord.conf"
 VENV_BIN = Path(sys.executable).parent
+WSGI_MODULE_BIN = Path(__file__).resolve().parent / "wsgi_module_bin"
 UNPRIVILEGED_USER = "nobody"
 
 
@@ -46,13 +52,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def uwsgi_setting(option: str, env: dict[str, str] | None = None) -> str:
+    """What uWSGI takes for `option` from docker/uwsgi.ini in this environment ("" when unset)."""
+    done = subprocess.run([str(VENV_BIN / "uwsgi"), "--ini", str(DOCKER_DIR / "uwsgi.ini"), "--get", option],
+                          capture_output=True, text=True, timeout=60, check=True,
+                          env={"PATH": os.environ.get("PATH", ""), "GEOIP_RUN_DIR": "/nonexistent", **(env or {})})
+    return done.stdout.strip()
+
+
 class NativeStack:
-    def __init__(self, city_db: str | Path | None, *, env: dict[str, str] | None = None, workers: int = 2,
-                 threads: int = 4, port: int | None = None, ready_timeout: float = 90.0):
+    def __init__(self, city_db: str | Path | None, *, env: dict[str, str] | None = None, workers: int | None = 2,
+                 threads: int | None = 4, port: int | None = None, ready_timeout: float = 90.0,
+                 wsgi_module: str | None = None):
         self.source_city_db = Path(city_db) if city_db else None
         self.extra_env = dict(env or {})
-        self.workers = workers
-        self.threads = threads
+        self._settings = {"GEOIP_WORKERS": workers, "GEOIP_THREADS": threads}
+        self.workers = workers or int(uwsgi_setting("processes"))
+        self.threads = threads or int(uwsgi_setting("threads"))
+        self.wsgi_module = wsgi_module
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ready_timeout = ready_timeout
@@ -100,9 +117,12 @@ class NativeStack:
             "GEOIP_LISTEN": f"127.0.0.1:{self.port}",
             "GEOIP_CITY_DB": str(self.city_db),
             "GEOIP_CITY_DB_COPY_DIR": str(self.city_db_copies),
-            "GEOIP_WORKERS": str(self.workers),
-            "GEOIP_THREADS": str(self.threads),
         }
+        env.update({name: str(value) for name, value in self._settings.items() if value is not None})
+        if self.wsgi_module:
+            env["PATH"] = f"{WSGI_MODULE_BIN}:{env['PATH']}"
+            env["NATIVE_STACK_REAL_UWSGI"] = str(VENV_BIN / "uwsgi")
+            env["NATIVE_STACK_WSGI_MODULE"] = self.wsgi_module
         env.update(self.extra_env)
         return env
 
