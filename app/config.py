@@ -28,6 +28,8 @@ class Config:
     city_db_max_age_days: float = 35.0
     city_db_copy_dir: str | None = None
     record_cache_size: int = 5120
+    asn_db_path: str | None = None         # optional: unset, results carry "asn": null
+    asn_db_max_age_days: float = 35.0
     tz_database_url: str | None = None
     tz_statement_timeout_ms: int = 200
     tz_pool_size: int = 4
@@ -58,6 +60,8 @@ class Config:
             city_db_copy_dir=reader.text("GEOIP_CITY_DB_COPY_DIR", None),
             record_cache_size=int(reader.number("GEOIP_RECORD_CACHE_SIZE", cls.record_cache_size, 0, 1_000_000,
                                                 integer=True)),
+            asn_db_path=reader.text("GEOIP_ASN_DB", None),
+            asn_db_max_age_days=reader.number("GEOIP_ASN_DB_MAX_AGE_DAYS", cls.asn_db_max_age_days, 1, 3650),
             tz_database_url=reader.text("TZ_DATABASE_URL", None),
             tz_statement_timeout_ms=int(reader.number("TZ_STATEMENT_TIMEOUT_MS", cls.tz_statement_timeout_ms, 10, 250, integer=True)),
             tz_pool_size=int(reader.number("TZ_POOL_SIZE", cls.tz_pool_size, 1, 64, integer=True)),

@@ -1,4 +1,6 @@
-"""Shapes one City record into the result our API returns: names in one language, null for missing.
+"""The one place a result document is shaped: from the adapters' hits (a CityHit, an AsnHit) to
+the blocks of our API's result, and to the MaxMind web service's City body. Names in one
+language, null for missing.
 
 Nothing here invents data: a field the record lacks is null (the original app said "Unknown").
 """
@@ -10,8 +12,6 @@ import zoneinfo
 from functools import lru_cache
 from typing import NamedTuple
 
-from .city_fields import CityFields
-
 LOCALES = ("en", "de", "es", "fr", "ja", "pt-BR", "ru", "zh-CN")
 
 # A record with no city and at least this accuracy radius sits at a country's (or region's)
@@ -21,8 +21,8 @@ APPROXIMATE_RADIUS_KM = 100
 
 class ShapedRecord(NamedTuple):
     """One City record in one language: the result's blocks that come from the record alone, and
-    what its time zone is worked out from. Shared by every result with the same record and language
-    (the City adapter keeps it per record): never mutated, nor are its blocks.
+    what its time zone is worked out from. The lookup service keeps these per record and shares
+    them between results: never mutated, nor are its blocks.
 
     A flat tuple rather than a result template: a kept record then costs about 1 KB instead of
     1.6 (a 12-key dict is 650 bytes), so the same memory keeps more records."""
@@ -36,36 +36,53 @@ class ShapedRecord(NamedTuple):
     location: dict             # its latitude and longitude are what a fallback time zone is looked up at
     time_zone: str | None
     confidence: str
-    # The tz_world answer for a record without a time zone of its own, once one was had:
-    # (ZoneMatch or None,). None while not worked out (e.g. PostGIS was down): then each lookup asks.
-    fallback: tuple | None = None
 
 
 _NO_POSTAL_CODE = {"code": None}  # most records have none (DB-IP Lite never has one): one block for all
 
 
-def shape_fields(fields: CityFields, fallback: tuple | None = None) -> ShapedRecord:
-    """On the hot path of every lookup whose record is not kept yet."""
-    (city_present, city_name, city_geoname_id, country_iso, country_name, country_eu, continent_code,
-     continent_name, registered_iso, registered_name, subdivisions, postal_code, latitude, longitude,
-     radius, time_zone) = fields
+def shape_city(hit) -> ShapedRecord:
+    """A CityHit's blocks. On the hot path of every lookup whose record is not kept yet."""
+    if hit.country_present:
+        country = ("country", hit.country_iso, hit.country_name, hit.country_eu is True)
+    else:
+        country = ("country", None, None, None)
+    radius = hit.accuracy_radius
     # A record with no city and a large radius sits at a country's (or region's) centroid.
-    approximate = not city_present and (radius is None or radius >= APPROXIMATE_RADIUS_KM)
+    approximate = not hit.city_present and (radius is None or radius >= APPROXIMATE_RADIUS_KM)
     return ShapedRecord(
-        {"name": city_name, "geoname_id": city_geoname_id},
-        _shared(("subdivisions",) + subdivisions),
-        _shared(("country", country_iso, country_name, country_eu)),
-        _shared(("continent", continent_code, continent_name)),
-        _shared(("registered_country", registered_iso, registered_name)),
-        _NO_POSTAL_CODE if postal_code is None else {"code": postal_code},
-        {"latitude": latitude, "longitude": longitude, "accuracy_radius": radius},
-        time_zone, "approximate" if approximate else "exact", fallback,
+        {"name": hit.city_name, "geoname_id": hit.city_geoname_id},
+        _shared(("subdivisions",) + (hit.subdivisions or ())),
+        _shared(country),
+        _shared(("continent", hit.continent_code, hit.continent_name)),
+        _shared(("registered_country", hit.registered_iso, hit.registered_name)),
+        _NO_POSTAL_CODE if hit.postal_code is None else {"code": hit.postal_code},
+        {"latitude": hit.latitude, "longitude": hit.longitude, "accuracy_radius": radius},
+        hit.time_zone, "approximate" if approximate else "exact",
     )
 
 
-def result(shaped: ShapedRecord, ip: str, network: str | None, timezone: dict) -> dict:
-    """One address's result: the record's shared blocks with the address, its network and the
-    time-zone block (which carries the local time, so it is built per lookup)."""
+# An address only the ASN file knows: every City block null.
+NO_CITY = ShapedRecord({"name": None, "geoname_id": None}, [], {"iso_code": None, "name": None,
+                       "is_in_european_union": None}, {"code": None, "name": None}, {"iso_code": None, "name": None},
+                       _NO_POSTAL_CODE, {"latitude": None, "longitude": None, "accuracy_radius": None}, None, "approximate")
+
+
+def asn_owner(hit) -> tuple:
+    """What the service keeps of an ASN record: (number, organization)."""
+    return hit.number, hit.organization
+
+
+def asn_block(owner: tuple | None, network: str | None) -> dict | None:
+    """The result's `asn`: who announces the address's network; null when no ASN file knows it."""
+    if owner is None:
+        return None
+    return {"number": owner[0], "organization": owner[1], "network": network}
+
+
+def result(shaped: ShapedRecord, ip: str, network: str | None, timezone: dict, asn: dict | None) -> dict:
+    """One address's result: the record's shared blocks with the address, its network, the
+    time-zone block (which carries the local time, so it is built per lookup) and its owner."""
     city, subdivisions, country, continent, registered, postal, location = shaped[:7]
     return {
         "ip": ip,
@@ -78,7 +95,42 @@ def result(shaped: ShapedRecord, ip: str, network: str | None, timezone: dict) -
         "postal": postal,
         "location": location,
         "timezone": timezone,
+        "asn": asn,
     }
+
+
+def database_block(info, source: str, attribution: str | None) -> dict:
+    return {"type": info.database_type, "build_date": info.build_date, "source": source, "attribution": attribution}
+
+
+def document(query: str, kind: str, canonical_name, results: list, withheld: int, database, asn_database) -> dict:
+    return {
+        "query": query,
+        "kind": kind,
+        "canonical_name": canonical_name,
+        "results": results,
+        "addresses_withheld": withheld,
+        "database": database,
+        "asn_database": asn_database,
+    }
+
+
+def maxmind_city(record: dict | None, owner: tuple | None, ip: str, network: str) -> dict:
+    """The body of MaxMind's City web service (GeoIP2 Precision City, version 2.1): the City
+    record as the file has it (every language: the official clients pick theirs) and `traits`
+    with the address, its network and, when an ASN file knows it, the autonomous system."""
+    body = dict(record) if record else {}
+    traits = dict(body.get("traits") or {})
+    traits["ip_address"] = ip
+    traits["network"] = network
+    if owner is not None:
+        number, organization = owner
+        if number is not None:
+            traits["autonomous_system_number"] = number
+        if organization is not None:
+            traits["autonomous_system_organization"] = organization
+    body["traits"] = traits
+    return body
 
 
 # Blocks that many records have in common (a country, a continent, a region), built once and

@@ -1,39 +1,122 @@
-"""The lookup service: target -> addresses -> records -> document. No Flask, no maxminddb here."""
+"""The lookup service: target -> addresses -> records -> document. No Flask, no maxminddb here.
+
+It asks each adapter its narrow question (CityDatabase, AsnDatabase: where is the address's
+record, what does it hold; the time-zone index: which zone is at a point) and owns every cache of
+their answers, each keyed by the version of its source, so that a City swap, an ASN swap and a
+tz_world reload each invalidate only what came from them (`SourceCache`). document.py shapes.
+"""
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import ipaddress
 import logging
 import threading
+from collections import OrderedDict
 
 from . import document
 from .citydb import CityDatabase
-from .city_fields import CityFields
-from .errors import AddressNotFound, AddressReserved, DnsTimeout, GeoIPError, TimezoneBackendUnavailable
+from .errors import (AddressNotFound, AddressReserved, DatabaseUnavailable, DnsTimeout, GeoIPError,
+                     TimezoneBackendUnavailable)
 from .resolver import DnsResolver
 from .targets import MAX_TARGET_LENGTH, DomainTarget, IPTarget, is_reserved, parse_ip, parse_target
 
 log = logging.getLogger(__name__)
 
-_LATITUDE, _LONGITUDE, _TIME_ZONE = (CityFields._fields.index(name) for name in ("latitude", "longitude", "time_zone"))
-
 ATTRIBUTIONS = {
     "dbip": "IP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0",
     "maxmind": "This product includes GeoLite2/GeoIP2 data created by MaxMind (https://www.maxmind.com)",
 }
+ASN_ATTRIBUTIONS = {
+    "dbip": "IP to ASN data by DB-IP (https://db-ip.com), CC BY 4.0",
+    "maxmind": ATTRIBUTIONS["maxmind"],
+}
+
+
+class SourceCache:
+    """What the service made of one source's records, for the version serving now: a bounded LRU
+    keyed by (record, language) that a new version of the source replaces with an empty one.
+    Reads and writes without a lock: an entry lost to a race is only made again."""
+
+    __slots__ = ("capacity", "version", "entries", "hits", "misses")
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.version = None
+        self.entries: OrderedDict = OrderedDict()
+        self.hits = self.misses = 0  # approximate under threads
+
+    def info(self) -> dict:
+        return {"enabled": self.capacity > 0, "entries": len(self.entries), "capacity": self.capacity,
+                "hits": self.hits, "misses": self.misses}
+
+    def get(self, version, key):
+        if version is not self.version:
+            self.version, self.entries = version, OrderedDict()
+            return None
+        value = self.entries.get(key)
+        if value is not None:
+            self.hits += 1
+            try:
+                self.entries.move_to_end(key)
+            except KeyError:  # evicted by another thread meanwhile; the value is still good
+                pass
+        return value
+
+    def put(self, version, key, value) -> None:
+        self.misses += 1
+        if version is not self.version or self.capacity <= 0:
+            return
+        entries = self.entries
+        entries[key] = value
+        if len(entries) > self.capacity:
+            try:
+                entries.popitem(last=False)
+            except KeyError:  # emptied by another thread meanwhile
+                pass
+
+
+class ZoneCache:
+    """The time-zone index's answers by coordinates, for the index's data version serving now
+    (`timezones.version`: a tz_world reload is a new one). Answers, None included, are kept;
+    failures never are (lru_cache keeps no call that raised), so an outage is asked again."""
+
+    def __init__(self, timezones, capacity: int):
+        self.timezones = timezones
+        self.capacity = capacity
+        self.version = object()
+        self._zone_at = None
+
+    def zone_at(self, latitude: float, longitude: float):
+        version = self.timezones.version
+        zone_at = self._zone_at
+        if version != self.version or zone_at is None:
+            zone_at = self._zone_at = functools.lru_cache(maxsize=self.capacity)(self.timezones.zone_at)
+            self.version = version
+        return zone_at(latitude, longitude)
+
+    def info(self) -> dict:
+        info = self._zone_at.cache_info() if self._zone_at is not None else None
+        return {"entries": info.currsize if info else 0, "capacity": self.capacity,
+                "hits": info.hits if info else 0, "misses": info.misses if info else 0}
 
 
 class LookupService:
-    def __init__(self, city_db: CityDatabase, resolver: DnsResolver, timezones, *, source_label: str | None = None,
-                 batch_concurrency: int = 16, batch_dns_budget: float = 4.0):
+    def __init__(self, city_db: CityDatabase, resolver: DnsResolver, timezones, *, asn_db=None,
+                 source_label: str | None = None, record_cache_size: int = 5120, asn_cache_size: int = 5120,
+                 zone_cache_size: int = 4096, batch_concurrency: int = 16, batch_dns_budget: float = 4.0):
         self.city_db = city_db
+        self.asn_db = asn_db
         self.resolver = resolver
         self.timezones = timezones
         self.source_label = source_label
         self.batch_concurrency = batch_concurrency
         self.batch_dns_budget = batch_dns_budget
+        self.city_cache = SourceCache(record_cache_size)   # ShapedRecord per (City record, language)
+        self.asn_cache = SourceCache(asn_cache_size)       # (number, organization) per ASN record
+        self.zones = ZoneCache(timezones, zone_cache_size)
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._database_block = None
+        self._database_blocks: dict = {}
         self._pool_lock = threading.Lock()
 
     # -- public ---------------------------------------------------------------------------
@@ -44,7 +127,7 @@ class LookupService:
         return self._domain_document(target, lang)
 
     def lookup_address(self, text: str, lang: str = "en") -> dict:
-        """An IP-only lookup (for "me" and the MaxMind-compatible endpoint)."""
+        """An IP-only lookup (for "me")."""
         return self._ip_document(IPTarget(parse_ip(text)), lang)
 
     def lookup_many(self, targets: list, lang: str = "en") -> list[dict]:
@@ -78,32 +161,27 @@ class LookupService:
                     items[index] = _error_item(raw, error)
         return items
 
-    def record(self, text: str):
-        """Raw City record for the MaxMind-compatible endpoint: (record, network, info)."""
+    def maxmind_city(self, text: str) -> dict:
+        """The MaxMind City web service's body for one address (document.maxmind_city)."""
         address = parse_ip(text)
         if is_reserved(address):
             raise AddressReserved()
-        record, network, info = self.city_db.get(address)
-        if record is None:
+        found = self.city_db.record(address)
+        owner, asn_network = self._owner(address, None)
+        if found is None and owner is None:
             raise AddressNotFound()
-        return address, record, network, info
+        record, network = found if found is not None else (None, asn_network)
+        return document.maxmind_city(record, owner, str(address), network)
 
     # -- steps ----------------------------------------------------------------------------
     def _ip_document(self, target: IPTarget, lang: str) -> dict:
         if is_reserved(target.address):
             raise AddressReserved()
         text = target.text
-        result, info = self._result(target.address, lang, text)
+        result = self._result(target.address, lang, text)
         if result is None:
             raise AddressNotFound()
-        return {
-            "query": text,
-            "kind": "ip",
-            "canonical_name": None,
-            "results": [result],
-            "addresses_withheld": 0,
-            "database": self._database(info),
-        }
+        return document.document(text, "ip", None, [result], 0, *self._databases())
 
     def _domain_document(self, target: DomainTarget, lang: str) -> dict:
         resolution = self.resolver.resolve_addresses(target.name)
@@ -116,71 +194,87 @@ class LookupService:
         if not public:
             # Never reveal which internal addresses a name points to.
             raise AddressReserved("The domain name resolves only to reserved (internal or special-purpose) addresses.")
-        results, info = [], None
+        results = []
         for address in public:
-            result, info = self._result(address, lang)
+            result = self._result(address, lang)
             if result is None:
                 result = {"ip": str(address), "error": AddressNotFound().to_dict()}
             results.append(result)
-        return {
-            "query": target.display,
-            "kind": "domain",
-            "canonical_name": resolution.canonical_name,
-            "results": results,
-            "addresses_withheld": withheld,
-            "database": self._database(info),
-        }
+        return document.document(target.display, "domain", resolution.canonical_name, results, withheld,
+                                 *self._databases())
 
-    def _result(self, address, lang: str, text: str | None = None):
-        shaped, network, info = self.city_db.derive(address, text, self._shape, lang)
+    def _result(self, address, lang: str, text: str | None = None) -> dict | None:
+        """One address's result, or None when no database knows it."""
+        located = self.city_db.locate(address, text)
+        owner, asn_network = self._owner(address, text) if self.asn_db is not None else (None, None)
+        if located is None:
+            if owner is None:
+                return None
+            return document.result(document.NO_CITY, text or str(address), asn_network,
+                                   document.timezone_block(None, None), document.asn_block(owner, asn_network))
+        version, record = located.version, located.record
+        cache = self.city_cache
+        key = (record, lang)
+        shaped = cache.get(version, key) if record is not None else None
         if shaped is None:
-            return None, info
-        return document.result(shaped, text or str(address), network, self._timezone(shaped)), info
+            shaped = document.shape_city(self.city_db.read(located, lang))
+            if record is not None:
+                cache.put(version, key, shaped)
+        return document.result(shaped, text or str(address), located.network, self._timezone(shaped),
+                               document.asn_block(owner, asn_network) if owner is not None else None)
 
-    def _shape(self, fields: CityFields) -> document.ShapedRecord:
-        """What the City adapter keeps per record: the shaped record and, when the record has no
-        time zone of its own, the tz_world answer for its coordinates. A failed fallback is not
-        kept: each lookup of that record asks again until the backend answers."""
-        # From mmdb_records the fields are a plain tuple in CityFields' order: indexed, not named.
-        latitude, longitude, time_zone = fields[_LATITUDE], fields[_LONGITUDE], fields[_TIME_ZONE]
-        fallback = None
-        if not time_zone and latitude is not None and longitude is not None:
-            try:
-                fallback = (self.timezones.zone_at(latitude, longitude),)
-            except TimezoneBackendUnavailable:
-                pass
-        return document.shape_fields(fields, fallback)
+    def _owner(self, address, text: str | None):
+        """(number, organization) and the ASN network, or (None, None): no ASN file, or it does not
+        know the address, or it cannot answer now (a City answer never fails for the ASN's sake)."""
+        asn_db = self.asn_db
+        if asn_db is None:
+            return None, None
+        try:
+            located = asn_db.locate(address, text)
+            if located is None:
+                return None, None
+            version, record = located.version, located.record
+            owner = self.asn_cache.get(version, record) if record is not None else None
+            if owner is None:
+                owner = document.asn_owner(asn_db.read(located))
+                if record is not None:
+                    self.asn_cache.put(version, record, owner)
+        except DatabaseUnavailable:
+            return None, None
+        return owner, located.network
 
     def _timezone(self, shaped: document.ShapedRecord) -> dict:
         # The block itself is built per lookup (it carries the local time); what it names is kept.
         if shaped.time_zone:
             return document.timezone_block(shaped.time_zone, "mmdb", confidence=shaped.confidence)
-        if shaped.fallback is not None:
-            match = shaped.fallback[0]
-        else:
-            latitude, longitude = shaped.location["latitude"], shaped.location["longitude"]
-            if latitude is None or longitude is None:
-                return document.timezone_block(None, None)
-            try:
-                match = self.timezones.zone_at(latitude, longitude)
-            except TimezoneBackendUnavailable:
-                return document.timezone_block(None, None, degraded=True)
+        location = shaped.location
+        latitude, longitude = location["latitude"], location["longitude"]
+        if latitude is None or longitude is None:
+            return document.timezone_block(None, None)
+        try:
+            match = self.zones.zone_at(latitude, longitude)
+        except TimezoneBackendUnavailable:
+            return document.timezone_block(None, None, degraded=True)
         if match is None:
             return document.timezone_block(None, None)
         return document.timezone_block(match.name, "tz_world", at_sea=match.at_sea, confidence=shaped.confidence)
 
-    def _database(self, info) -> dict | None:
-        # One block per loaded file, shared by every document (never mutated).
-        if info is None:
+    def _databases(self) -> tuple:
+        """The `database` (City) and `asn_database` blocks: one per loaded file, shared by every
+        document (never mutated)."""
+        city = self._database_block(self.city_db, ATTRIBUTIONS, self.source_label)
+        asn = self._database_block(self.asn_db, ASN_ATTRIBUTIONS, None) if self.asn_db is not None else None
+        return city, asn
+
+    def _database_block(self, database, attributions: dict, label: str | None):
+        version = database.serving()
+        if version is None:
             return None
-        cached = self._database_block
-        if cached is None or cached[0] is not info:
-            cached = self._database_block = (info, {
-                "type": info.database_type,
-                "build_date": info.build_date,
-                "source": self.source_label or info.source,
-                "attribution": ATTRIBUTIONS.get(info.source),
-            })
+        cached = self._database_blocks.get(database.kind)
+        if cached is None or cached[0] is not version:
+            info = version.info
+            cached = self._database_blocks[database.kind] = (version, document.database_block(
+                info, label or info.source, attributions.get(info.source)))
         return cached[1]
 
     def _batch_pool(self) -> concurrent.futures.ThreadPoolExecutor:

@@ -1,16 +1,17 @@
-"""Where an address's record sits in a MaxMind DB, and the record read at that place.
+"""The native reader of a file: where an address's record sits, and a field table's values read at
+that place, both by libmaxminddb through `mmdb_records` (app/native/mmdb_records.c, built into the
+venv by the Makefile and the Dockerfile).
 
 The maxminddb extension decodes the whole record (every language of every name) into new Python
 objects on each `get`; that decode is most of a lookup's cost. Many networks share one record (a
-city's, a country's), and a record's offset in the data section identifies it within one file.
-Knowing the offset first lets the City adapter keep what it derives from a record and skip the
-decode when the same record comes back; on a miss, what a result needs (CityFields) is read at
-that offset, with no second walk down the tree and no Python object for the rest of the record.
+city's, a country's, an AS's), and a record's offset in the data section names it within one
+file, so the lookup service can keep what it makes of a record and skip the read when the same
+record comes back; on a miss only the table's values are read, with no Python object for the rest.
 
-Both steps are libmaxminddb's, through `mmdb_records` (app/native/mmdb_records.c, built into the
-venv by the Makefile and the Dockerfile). `open_offset_reader` checks its answers against the
-extension's before anything relies on them, and returns None whenever it cannot be sure or the
-module is not installed: the adapter then decodes every record with the extension, as before.
+`open_native_reader` checks the module against the extension and the table's Python reading
+(record_fields.py) on every file before anything relies on it. When the module is not installed
+or disagrees, the adapter reads through the extension (same answers, slower) and says why in its
+`reader_status()`, which /readyz reports as a problem: never a quiet slow path.
 """
 from __future__ import annotations
 
@@ -18,42 +19,43 @@ import ipaddress
 import logging
 import random
 
-from .city_fields import city_fields
-
 try:
     import mmdb_records
-except ImportError:  # not built: the service decodes every record (slower, same answers)
+except ImportError:  # not built: the adapters decode every record through the extension
     mmdb_records = None
 
 log = logging.getLogger(__name__)
 
+NOT_INSTALLED = "mmdb_records is not installed (build app/native): records are decoded by the maxminddb extension"
 
-def open_offset_reader(path: str, reader, ip_version: int, samples: int = 256):
-    """An `mmdb_records.OffsetReader` on `path` whose answers match `reader`'s (the extension's) on
-    sample addresses, or None. Its `locate(int(address), address.version)` gives (offset or None,
-    prefix length as the extension counts it, the network's text or None where ipaddress writes
-    it its own way); `read_fields(offset, language)` the CityFields of
-    the record there (`read(offset)`, the whole record); all raise ValueError on damaged data."""
+
+def open_native_reader(path: str, reader, ip_version: int, table, samples: int = 256):
+    """(an `mmdb_records.OffsetReader` on `path` with `table`, None) when its answers match
+    `reader`'s (the extension's) on sample addresses, else (None, the reason)."""
     if mmdb_records is None:
-        log.info("mmdb_records is not installed: City lookups decode every record")
-        return None
+        return None, NOT_INSTALLED
     try:
-        offsets = mmdb_records.OffsetReader(path)
+        native = mmdb_records.OffsetReader(path, table.spec)
     except OSError as exc:
-        log.warning("record offsets unavailable for %s: %s", path, exc)
-        return None
-    if offsets.ip_version != ip_version or not _agrees(offsets, reader, ip_version, samples):
-        log.warning("record offsets disagree with the maxminddb extension for %s: not used", path)
-        offsets.close()
-        return None
-    return offsets
+        log.warning("mmdb_records cannot open %s: %s", path, exc)
+        return None, f"mmdb_records cannot open the file: {exc}"
+    disagreement = disagreement_with_extension(native, reader, ip_version, table, samples)
+    if native.ip_version != ip_version:
+        disagreement = "the IP version differs"
+    if disagreement is not None:
+        log.error("mmdb_records disagrees with the maxminddb extension on %s: %s", path, disagreement)
+        native.close()
+        return None, f"mmdb_records disagrees with the maxminddb extension ({disagreement}): not used"
+    return native, None
 
 
-def _agrees(offsets, reader, ip_version: int, samples: int) -> bool:
-    """Same found/not found, prefix, record and CityFields as the extension (and city_fields) on
-    random addresses and on the first networks of the file. False, never an exception, when the file cannot be read far enough
-    to tell (a damaged data section still serves the other records through plain lookups, each
-    failing one answering DATABASE_UNAVAILABLE)."""
+def disagreement_with_extension(native, reader, ip_version: int, table, samples: int = 256,
+                                languages=("en",)) -> str | None:
+    """What differs between the module and the extension (found or not, prefix length, the whole
+    record at the offset, the table's values against record_fields' reading) on random addresses
+    and on the first networks of the file; None when nothing does. A file that cannot be read far
+    enough to tell is no disagreement (a damaged data section still serves its other records,
+    each failing lookup answering DATABASE_UNAVAILABLE)."""
     rng = random.Random(0)
     addresses = [ipaddress.IPv4Address(rng.getrandbits(32)) for _ in range(samples)]
     if ip_version == 6:
@@ -65,14 +67,17 @@ def _agrees(offsets, reader, ip_version: int, samples: int) -> bool:
                 break
             addresses.append(network.network_address)
         for address in addresses:
-            offset, prefix, _network = offsets.locate(int(address), address.version)
+            offset, prefix, _network = native.locate(int(address), address.version)
             record, expected_prefix = reader.get_with_prefix_len(address)
             if prefix != expected_prefix or (offset is None) != (record is None):
-                return False
-            if offset is not None and (offsets.read(offset) != record
-                                       or offsets.read_fields(offset, "en") != city_fields(record, "en")):
-                return False
+                return f"where {address} is"
+            if offset is None:
+                continue
+            if native.read(offset) != record:
+                return f"the record of {address}"
+            for lang in languages:
+                if native.read_fields(offset, lang) != table.read_decoded(record, lang):
+                    return f"the fields of {address} in {lang}"
     except Exception:  # noqa: BLE001 - whatever the file holds, checking it must not fail the load
-        log.warning("record offsets could not be checked", exc_info=True)
-        return False
-    return True
+        log.warning("mmdb_records could not be checked", exc_info=True)
+    return None

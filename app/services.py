@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import time
 
+from .asndb import AsnDatabase
 from .citydb import CityDatabase
 from .config import Config
 from .errors import TimezoneBackendUnavailable
 from .fleet.status import pull_readiness
-from .lookup import ATTRIBUTIONS, LookupService
+from .lookup import ASN_ATTRIBUTIONS, ATTRIBUTIONS, LookupService
 from .resolver import DnsResolver
 from .timezones import open_timezone_index
 
@@ -16,51 +17,98 @@ class Services:
     def __init__(self, config: Config):
         self.config = config
         self.city_db = CityDatabase(config.city_db_path, config.city_db_check_interval,
-                                    copy_dir=config.city_db_copy_dir, record_cache_size=config.record_cache_size)
+                                    copy_dir=config.city_db_copy_dir)
+        self.asn_db = (AsnDatabase(config.asn_db_path, config.city_db_check_interval, copy_dir=config.city_db_copy_dir)
+                       if config.asn_db_path else None)
         self.resolver = DnsResolver(config.dns_nameservers, config.dns_timeout, config.dns_cache_size)
         self.timezones = open_timezone_index(config)
-        self.lookup = LookupService(self.city_db, self.resolver, self.timezones,
+        self.lookup = LookupService(self.city_db, self.resolver, self.timezones, asn_db=self.asn_db,
                                     source_label=config.db_source_label,
+                                    record_cache_size=config.record_cache_size,
+                                    asn_cache_size=config.record_cache_size,
+                                    zone_cache_size=config.tz_cache_size,
                                     batch_concurrency=config.batch_concurrency,
                                     batch_dns_budget=2 * config.dns_timeout)
 
     def warm_up(self) -> None:
         """Open now what a worker's first lookup would otherwise open while requests wait on it
-        (the City map and its record-offset reader, a time-zone finder or the PostGIS pool).
+        (the City and ASN maps and their native readers, a time-zone finder or the PostGIS pool).
         app/wsgi.py calls it in each uWSGI worker before the worker accepts a request."""
-        self.city_db.info  # noqa: B018 - opens the file
+        for _kind, database, *_rest in self.databases():
+            database.info  # noqa: B018 - opens the file
         try:
             self.timezones.zone_at(0.0, 0.0)
         except TimezoneBackendUnavailable:
             pass  # a backend that is down now is tried again by the lookups that need it
 
+    def databases(self) -> list[tuple]:
+        """(kind, adapter, max age in days, source label, attributions, record cache) per configured database."""
+        listed = [("city", self.city_db, self.config.city_db_max_age_days, self.config.db_source_label, ATTRIBUTIONS,
+                   self.lookup.city_cache)]
+        if self.asn_db is not None:
+            listed.append(("asn", self.asn_db, self.config.asn_db_max_age_days, None, ASN_ATTRIBUTIONS,
+                           self.lookup.asn_cache))
+        return listed
+
     def readiness(self) -> dict:
-        """What /readyz and `cli.py status` report. "unavailable" only when no City DB is loaded."""
-        info = self.city_db.info
-        database = {"path": self.config.city_db_path, "loaded": info is not None, "error": self.city_db.last_error}
-        if info is not None:
-            age_days = info.age_days(time.time())
-            database.update(
-                type=info.database_type,
-                build_date=info.build_date,
-                age_days=age_days,
-                stale=age_days > self.config.city_db_max_age_days,
-                source=self.config.db_source_label or info.source,
-                ip_version=info.ip_version,
-                node_count=info.node_count,
-                attribution=ATTRIBUTIONS.get(info.source),
-                record_cache=self.city_db.cache_info(),
-            )
+        """What /readyz and `cli.py status` report. "unavailable" only when no City DB is loaded;
+        "degraded" when any database is stale, failed to load its latest file, or is read
+        without the native reader, or the time-zone index cannot answer; an unset GEOIP_ASN_DB
+        is neither."""
+        now = time.time()
+        reports, problems = [], []
+        for kind, database, max_age, label, attributions, cache in self.databases():
+            report = _database_report(kind, database, max_age, label, attributions, cache, now)
+            reports.append(report)
+            if report["problems"]:
+                problems.extend(f"{kind}: {problem}" for problem in report["problems"])
+        if self.asn_db is None:
+            reports.append({"kind": "asn", "configured": False, "loaded": False,
+                            "detail": "GEOIP_ASN_DB is not set: results carry \"asn\": null"})
         timezone = self.timezones.status()
+        timezone["cache"] = self.lookup.zones.info()
+        if timezone.get("state") != "ok":
+            problems.append(f"timezone: {timezone.get('detail') or 'unavailable'}")
         pull = pull_readiness(self.config.pull) if self.config.pull else None
-        if info is None:
-            status = "unavailable"
-        elif (self.city_db.last_error or database["stale"] or timezone.get("state") != "ok"
-              or (pull is not None and not pull["ok"])):
-            status = "degraded"
-        else:
-            status = "ready"
-        report = {"status": status, "database": database, "timezone": timezone}
+        if pull is not None and not pull["ok"]:
+            problems.append("pull: the databases could not be pulled from the updater")
+        city = reports[0]
+        status = "unavailable" if not city["loaded"] else "degraded" if problems else "ready"
+        report = {"status": status, "problems": problems, "database": city, "databases": reports, "timezone": timezone}
         if pull is not None:
             report["pull"] = pull
         return report
+
+
+def _database_report(kind, database, max_age, label, attributions, cache, now) -> dict:
+    info = database.info
+    report = {"kind": kind, "configured": True, "path": database.path, "loaded": info is not None,
+              "error": database.last_error}
+    problems = []
+    if database.last_error:
+        problems.append(database.last_error)
+    if info is None:
+        if kind != "city":
+            problems.append(f"no {database.kind} database is loaded: results carry \"{kind}\": null")
+    else:
+        age_days = info.age_days(now)
+        reader = database.reader_status()
+        report.update(
+            type=info.database_type,
+            build_date=info.build_date,
+            age_days=age_days,
+            stale=age_days > max_age,
+            max_age_days=max_age,
+            source=label or info.source,
+            ip_version=info.ip_version,
+            node_count=info.node_count,
+            attribution=attributions.get(info.source),
+            reader=reader,
+            record_cache=cache.info(),
+        )
+        if report["stale"]:
+            problems.append(f"the {database.kind} database is {age_days:g} days old (more than {max_age:g})")
+        if reader["problem"]:
+            problems.append(reader["problem"])
+    report["problems"] = problems
+    return report

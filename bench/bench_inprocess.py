@@ -1,8 +1,8 @@
 """Figure 1: one lookup in process, our full path against the raw maxminddb C reader.
 
 Stages, each timed as a full pass over the same seeded addresses:
-  raw_get      maxminddb Reader.get(text): the ceiling
-  adapter      CityDatabase.get(parse_ip(text)): reader + prefix + network string
+  raw_get      maxminddb Reader.get(text): the ceiling (with an ASN file: get on both files)
+  adapter      CityDatabase.locate(parse_ip(text)) (and AsnDatabase.locate): where the records sit
   document     LookupService.lookup(text): target parsing, reserved check, record -> document,
                time zone (from the record, else the per-worker coordinate cache and the index)
   full         document -> JSON bytes, serialised as the HTTP layer does (`json_bytes` below)
@@ -29,23 +29,24 @@ from bench.addresses import DEFAULT_SEED, public_ipv4
 TARGET_RATIO = 2.0
 
 
-def open_services(city_path: str) -> Services:
+def open_services(city_path: str, asn_path: str | None = None) -> Services:
     # The embedded time-zone index: PostGIS is figure 4's subject, and a lookup that needs the
     # fallback then costs what the default single-container setup costs.
-    return Services(Config(city_db_path=city_path, city_db_check_interval=0.5))
+    return Services(Config(city_db_path=city_path, asn_db_path=asn_path, city_db_check_interval=0.5))
 
 
 def _cache_counts(services) -> dict:
-    records = services.city_db.cache_info()
-    counts = {"records": (records["hits"], records["misses"])}
-    if hasattr(services.timezones, "cache_info"):
-        info = services.timezones.cache_info()
-        counts["timezones"] = (info.hits, info.misses)
+    lookup = services.lookup
+    counts = {}
+    for name, info in (("records", lookup.city_cache.info()), ("asn_records", lookup.asn_cache.info()),
+                       ("timezones", lookup.zones.info())):
+        if name != "asn_records" or services.asn_db is not None:
+            counts[name] = (info["hits"], info["misses"])
     return counts
 
 
-def warmed_services(city_file, addresses: list[str]) -> Services:
-    services = open_services(str(city_file.path))
+def warmed_services(city_file, addresses: list[str], asn_file=None) -> Services:
+    services = open_services(str(city_file.path), str(asn_file.path) if asn_file else None)
     run = full_path(services.lookup)
     for text in addresses:
         run(text)
@@ -82,7 +83,7 @@ def document_only(lookup):
 
 
 def measure(city_file, addresses: list[str], rounds: int = 3, diagnostic_count: int = 20_000,
-            warm_count: int = 20_000) -> dict:
+            warm_count: int = 20_000, asn_file=None) -> dict:
     """The figure (raw_get, full) runs on every address; the in-between stages, which only say
     where the difference goes, on the first `diagnostic_count` (it keeps `make bench` short).
 
@@ -92,17 +93,29 @@ def measure(city_file, addresses: list[str], rounds: int = 3, diagnostic_count: 
     been serving other clients. Otherwise a stage would find the records an earlier stage or
     round had just looked up for the same addresses, and time a cache it had warmed itself."""
     reader = maxminddb.open_database(str(city_file.path), maxminddb.MODE_MMAP_EXT)
-    for text in addresses:  # pages of the file into the page cache, for every stage alike
-        reader.get(text)
+    raw_get = reader.get
+    asn_reader = maxminddb.open_database(str(asn_file.path), maxminddb.MODE_MMAP_EXT) if asn_file else None
+    if asn_reader is not None:
+        def raw_get(text, city=reader.get, asn=asn_reader.get):
+            return city(text), asn(text)
+    for text in addresses:  # pages of the files into the page cache, for every stage alike
+        raw_get(text)
     others = public_ipv4(min(warm_count, len(addresses)), seed=DEFAULT_SEED + 1)
+
+    def adapter(services):
+        city_db, asn_db = services.city_db, services.asn_db
+        if asn_db is None:
+            return lambda text: city_db.locate(parse_ip(text))
+        return lambda text: (city_db.locate(address := parse_ip(text)), asn_db.locate(address))
+
     builders = {
-        "adapter": lambda services: (lambda text, city_db=services.city_db: city_db.get(parse_ip(text))),
+        "adapter": adapter,
         "document": lambda services: document_only(services.lookup),
         "full": lambda services: full_path(services.lookup),
         "response": lambda services: full_path(services.lookup, _response_bytes),
     }
-    opened = {name: [warmed_services(city_file, others) for _ in range(rounds)] for name in builders}
-    stages = {"raw_get": [reader.get] * rounds}
+    opened = {name: [warmed_services(city_file, others, asn_file) for _ in range(rounds)] for name in builders}
+    stages = {"raw_get": [raw_get] * rounds}
     stages.update({name: [build(services) for services in opened[name]] for name, build in builders.items()})
     full_services = opened["full"][0]
     before = _cache_counts(full_services)
@@ -113,13 +126,16 @@ def measure(city_file, addresses: list[str], rounds: int = 3, diagnostic_count: 
                      "hit_rate": round((hits - before[name][0]) / max(1, hits + misses - sum(before[name])), 3)}
               for name, (hits, misses) in _cache_counts(full_services).items()}
     reader.close()
+    if asn_reader is not None:
+        asn_reader.close()
     return {
         "city_file": city_file.label,
+        "asn_file": asn_file.label if asn_file else None,
         "addresses": len(addresses),
         "rounds": rounds,
         "stages_ns_per_lookup": figures,
         "ratio": round(ratio, 2),
-        "target": f"<= {TARGET_RATIO}x raw Reader.get()",
+        "target": f"<= {TARGET_RATIO}x raw Reader.get()" + (" on both files" if asn_file else ""),
         "met": ratio <= TARGET_RATIO,
         "warm_up_addresses": len(others),
         "cache_hits_during_full_pass": caches,
@@ -159,11 +175,11 @@ def interleaved_best(stages: dict, addresses: list[str], rounds: int, chunk: int
     return figures
 
 
-def profile(city_file, addresses: list[str], output_path) -> list[dict]:
+def profile(city_file, addresses: list[str], output_path, asn_file=None) -> list[dict]:
     """pyinstrument over the full path; writes the text tree and returns the heaviest frames."""
     from pyinstrument import Profiler
 
-    services = open_services(str(city_file.path))
+    services = open_services(str(city_file.path), str(asn_file.path) if asn_file else None)
     run = full_path(services.lookup)
     for text in addresses:  # warm, as in the measurement
         run(text)

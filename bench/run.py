@@ -21,7 +21,7 @@ from pathlib import Path
 import maxminddb
 
 from . import addresses as address_sets
-from . import bench_batch, bench_bulk, bench_coldstart, bench_dns, bench_http, bench_inprocess, bench_memory, city_files, report
+from . import asn_files, bench_batch, bench_bulk, bench_coldstart, bench_dns, bench_http, bench_inprocess, bench_memory, city_files, report
 from .plot import throughput_png
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,13 +92,18 @@ def main(argv: list[str] | None = None) -> int:
 
     def inprocess():
         figures = []
-        for city in files:
-            item = bench_inprocess.measure(city, ipv4[: sizes["inprocess_addresses"]], rounds=sizes["inprocess_rounds"])
+        # Each City file alone, then the main one with the real-size ASN file (against get() on both).
+        asn_file = asn_files.ip_location_db_asn()
+        for city, asn in [(city, None) for city in files] + ([(main_file, asn_file)] if asn_file else []):
+            item = bench_inprocess.measure(city, ipv4[: sizes["inprocess_addresses"]], rounds=sizes["inprocess_rounds"],
+                                           asn_file=asn)
             if not item["met"]:
-                profile_path = args.out / f"{stem}-profile-inprocess-{city.label}.txt"
+                profile_path = args.out / f"{stem}-profile-inprocess-{city.label}{'-asn' if asn else ''}.txt"
                 item["profile"] = {"file": profile_path.name, "self_time": bench_inprocess.profile(
-                    city, ipv4[: min(10_000, sizes["inprocess_addresses"])], profile_path)}
+                    city, ipv4[: min(10_000, sizes["inprocess_addresses"])], profile_path, asn_file=asn)}
             figures.append(item)
+        if asn_file is None:
+            results["skipped"]["inprocess_asn"] = "no ASN file: npm could not fetch @ip-location-db/asn"
         return figures
 
     figure("inprocess", inprocess)

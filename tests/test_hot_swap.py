@@ -17,8 +17,7 @@ def generation_db(path, n):
 
 
 def city_name(db):
-    record, _, _ = db.get(ADDRESS)
-    return record["city"]["names"]["en"]
+    return db.lookup(ADDRESS).city_name
 
 
 def test_rename_is_picked_up_within_a_second(tmp_path):

@@ -232,7 +232,7 @@ def test_first_lookups_of_a_fresh_worker_all_find_the_map(tmp_path):
         def ask():
             start.wait()
             try:
-                database.get(address)
+                database.lookup(address)
             except Exception as exc:  # any failure is what this test is about
                 errors.append(repr(exc))
 

@@ -185,20 +185,22 @@ def test_factory_picks_postgis_when_a_database_url_is_set(tz_world_dsn):
     index = open_timezone_index(Config(tz_database_url=tz_world_dsn, tz_statement_timeout_ms=5000))
     try:
         assert index.backend == "postgis"
-        assert index.zone_at(48.8566, 2.3522) == index.zone_at(48.8566, 2.3522) == ZoneMatch("Europe/Paris", False)
-        assert index.cache_info().hits == 1
+        assert index.zone_at(48.8566, 2.3522) == ZoneMatch("Europe/Paris", False)
+        assert index.version is not None  # the tz_world load: the lookup service's zone cache is keyed on it
     finally:
         index.close()
 
 
 def test_cache_never_keeps_a_failure(tz_world_outage):
+    from app.lookup import ZoneCache
     index = open_timezone_index(Config(tz_database_url=tz_world_outage.tz_dsn, tz_retry_after=0.1, tz_statement_timeout_ms=5000))
+    zones = ZoneCache(index, 16)  # the lookup service's cache in front of the index
     tz_world_outage.stop()
     with pytest.raises(TimezoneBackendUnavailable):
-        index.zone_at(48.8566, 2.3522)
+        zones.zone_at(48.8566, 2.3522)
     tz_world_outage.start()
     time.sleep(0.15)
-    assert index.zone_at(48.8566, 2.3522).name == "Europe/Paris"
+    assert zones.zone_at(48.8566, 2.3522).name == "Europe/Paris"
     index.close()
 
 

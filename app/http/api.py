@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, current_app, redirect, request, url_for
+from flask import Blueprint, Response, current_app, redirect, request, url_for
 
 from ..document import preferred_language
 from ..errors import BadRequest, BatchTooLarge, DatabaseUnavailable
 from .client_address import client_address
+from .lookup_answer import document_answer, lookup_answer
 from .openapi import openapi_document
 from .responses import json_response
 
@@ -29,14 +30,19 @@ def caller_address() -> str:
     return address
 
 
+def _answer(answer) -> Response:
+    body, headers = answer
+    return Response(body, 200, headers=headers)
+
+
 @api.get("/api/v1/lookup/me")
 def lookup_me():
-    return json_response(services().lookup.lookup_address(caller_address(), language()))
+    return _answer(document_answer(services().lookup.lookup_address(caller_address(), language())))
 
 
 @api.get("/api/v1/lookup/<target:target>")
 def lookup_target(target):
-    return json_response(services().lookup.lookup(target, language()))
+    return _answer(lookup_answer(services(), target, language()))
 
 
 @api.post("/api/v1/lookup")
@@ -79,4 +85,4 @@ def legacy_lookup(target):
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     if best == "text/html" and "page.index" in current_app.view_functions:
         return redirect(url_for("page.index", q=target), 302)
-    return json_response(services().lookup.lookup(target, language()))
+    return _answer(lookup_answer(services(), target, language()))

@@ -3,15 +3,15 @@
 `GET /api/v1/lookup/<ip>` with no query string and no Accept-Language is most of a GeoIP
 service's traffic. Flask's request context, routing, session and response objects cost several
 times the lookup itself (bench/README.md, figure 2), so this WSGI middleware answers exactly
-that request from the same LookupService with the same bytes and headers. Everything else,
-including every error and every domain name, goes to the Flask app unchanged, so the error
-handler stays the one place where failures become responses. tests/test_fastpath.py checks
-that both paths give identical responses.
+that request with the Flask view's own answer (`lookup_answer`: the same service, shaper, body
+and headers), without routing anything itself. Everything else, including every error and every
+domain name, goes to the Flask app unchanged, so the error handler stays the one place where
+failures become responses. tests/test_fastpath.py checks that both paths give identical responses.
 """
 from __future__ import annotations
 
 from .headers import SECURITY_HEADERS, cors_headers
-from .responses import json_bytes
+from .lookup_answer import lookup_answer
 
 PREFIX = "/api/v1/lookup/"
 _IP_CHARACTERS = frozenset("0123456789abcdefABCDEF:.")
@@ -20,9 +20,8 @@ _IP_CHARACTERS = frozenset("0123456789abcdefABCDEF:.")
 class LookupFastPath:
     def __init__(self, flask_wsgi, services):
         self.flask_wsgi = flask_wsgi
-        self.lookup = services.lookup
-        self.headers = [("Content-Type", "application/json; charset=utf-8"), *SECURITY_HEADERS,
-                        *cors_headers(services.config.cors_allow_origin, "GET", PREFIX)]
+        self.services = services
+        self.headers = [*SECURITY_HEADERS, *cors_headers(services.config.cors_allow_origin, "GET", PREFIX)]
         self.answered = 0
 
     def __call__(self, environ, start_response):
@@ -33,10 +32,10 @@ class LookupFastPath:
             # IP literals only: a domain may wait on DNS, and its errors would then be resolved twice.
             if target and _IP_CHARACTERS.issuperset(target) and (":" in target or "." in target):
                 try:
-                    body = json_bytes(self.lookup.lookup(target, "en"))
+                    body, headers = lookup_answer(self.services, target, "en")
                 except Exception:  # noqa: BLE001 - errors, even unexpected ones, get the app's one handler
                     return self.flask_wsgi(environ, start_response)
                 self.answered += 1
-                start_response("200 OK", [*self.headers, ("Content-Length", str(len(body)))])
+                start_response("200 OK", [*headers, *self.headers, ("Content-Length", str(len(body)))])
                 return [body]
         return self.flask_wsgi(environ, start_response)

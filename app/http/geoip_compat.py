@@ -1,7 +1,9 @@
 """MaxMind GeoIP2 City web-service compatible endpoint: /geoip/v2.1/city/<ip|me>.
 
 The official `geoip2.webservice.Client` pointed at this host gets the same City model that
-`geoip2.database.Reader.city()` gives on the same file: the raw record plus `traits`.
+`geoip2.database.Reader.city()` gives on the same file, with `traits` (the network and, when an
+ASN file is loaded, the autonomous system) as MaxMind's web service fills them. The lookup service
+gives the body (document.maxmind_city); this module only checks credentials and answers.
 """
 from __future__ import annotations
 
@@ -75,10 +77,4 @@ def _basic_credentials(header: str | None) -> bytes | None:
 def city(ip):
     _check_credentials()
     text = caller_address() if ip == "me" else ip
-    address, record, network, _info = services().lookup.record(text)
-    body = dict(record)
-    traits = dict(body.get("traits") or {})
-    traits["ip_address"] = str(address)
-    traits["network"] = network
-    body["traits"] = traits
-    return json_response(body, 200, CITY_TYPE)
+    return json_response(services().lookup.maxmind_city(text), 200, CITY_TYPE)

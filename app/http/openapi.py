@@ -44,7 +44,19 @@ _SCHEMAS = {
         "location": _object({"latitude": _NULLABLE_NUMBER, "longitude": _NULLABLE_NUMBER,
                              "accuracy_radius": _NULLABLE_INT}),
         "timezone": {"$ref": "#/components/schemas/TimeZone"},
+        "asn": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Asn"}],
+                "description": "Who announces the address's network; null without an ASN database "
+                               "(GEOIP_ASN_DB) or when it does not know the address"},
     }),
+    "Asn": _object({
+        "number": {**_NULLABLE_INT, "description": "Autonomous system number, e.g. 15169"},
+        "organization": {**_NULLABLE_STRING, "description": "Its organisation, e.g. Google LLC"},
+        "network": {"type": "string", "description": "The network the ASN database answers with (may differ "
+                                                     "from the result's City network)"},
+    }),
+    "DatabaseBlock": {"oneOf": [{"type": "null"}, _object({
+        "type": {"type": "string"}, "build_date": {"type": "string", "format": "date"},
+        "source": {"type": "string"}, "attribution": _NULLABLE_STRING})]},
     "UnlocatedAddress": _object({"ip": {"type": "string"}, "error": {"$ref": "#/components/schemas/Error/properties/error"}}),
     "Document": _object({
         "query": {"type": "string"},
@@ -53,9 +65,8 @@ _SCHEMAS = {
         "results": {"type": "array", "minItems": 1, "items": {"oneOf": [
             {"$ref": "#/components/schemas/Result"}, {"$ref": "#/components/schemas/UnlocatedAddress"}]}},
         "addresses_withheld": {"type": "integer", "minimum": 0},
-        "database": {"oneOf": [{"type": "null"}, _object({
-            "type": {"type": "string"}, "build_date": {"type": "string", "format": "date"},
-            "source": {"type": "string"}, "attribution": _NULLABLE_STRING})]},
+        "database": {"$ref": "#/components/schemas/DatabaseBlock"},
+        "asn_database": {"$ref": "#/components/schemas/DatabaseBlock"},
     }),
     "BatchItemError": _object({"query": _NULLABLE_STRING, "error": {"$ref": "#/components/schemas/Error/properties/error"}}),
     "BatchRequest": {"type": "object", "required": ["targets"], "properties": {
@@ -63,13 +74,20 @@ _SCHEMAS = {
         "lang": {"$ref": "#/components/schemas/Language"}}},
     "BatchResponse": _object({"results": {"type": "array", "items": {"oneOf": [
         {"$ref": "#/components/schemas/Document"}, {"$ref": "#/components/schemas/BatchItemError"}]}}}),
-    "Readiness": {"type": "object", "required": ["status", "database", "timezone"], "properties": {
+    "Readiness": {"type": "object", "required": ["status", "problems", "database", "databases", "timezone"],
+                  "properties": {
         "status": {"enum": ["ready", "degraded", "unavailable"]},
-        "database": {"type": "object", "required": ["path", "loaded", "error"]},
+        "problems": {"type": "array", "items": {"type": "string"}, "description": "Why it is not ready"},
+        "database": {"type": "object", "required": ["path", "loaded", "error"], "description": "The City database"},
+        "databases": {"type": "array", "items": {"type": "object", "required": ["kind", "configured", "loaded"],
+                                                  "properties": {"kind": {"enum": ["city", "asn"]}}},
+                      "description": "Every database: kind, type, build date, age, stale, source, reader"},
         "timezone": {"type": "object", "required": ["backend", "state"]},
     }},
     "MaxMindCity": {"type": "object", "required": ["traits"], "properties": {
-        "traits": {"type": "object", "required": ["ip_address", "network"]}}},
+        "traits": {"type": "object", "required": ["ip_address", "network"], "properties": {
+            "autonomous_system_number": {"type": "integer"},
+            "autonomous_system_organization": {"type": "string"}}}}},
     # Any string is accepted: an unknown language falls back (Accept-Language, then en) rather than fail.
     "Language": {"type": "string", "examples": list(LOCALES),
                  "description": "One of " + ", ".join(LOCALES) + " (any case); other values fall back."},
@@ -106,7 +124,7 @@ def openapi_document() -> dict:
         "openapi": "3.1.0",
         "info": {"title": "Easy GeoIP", "version": "1.0.0",
                  "description": "Where is this IP address or domain? City, region, country, coordinates, "
-                                "network, time zone with local time."},
+                                "network, time zone with local time, and who owns the network (ASN)."},
         "paths": {
             "/api/v1/lookup/{target}": {"get": {
                 "operationId": "lookupTarget", "summary": "Look up an IP address or every address of a domain",
@@ -142,7 +160,7 @@ def openapi_document() -> dict:
             "/healthz": {"get": {"operationId": "healthz", "summary": "The process is alive",
                                  "responses": {"200": {"description": "alive", "content": {"application/json": {
                                      "schema": _object({"status": {"const": "ok"}})}}}}}},
-            "/readyz": {"get": {"operationId": "readyz", "summary": "City database and time-zone backend state",
+            "/readyz": {"get": {"operationId": "readyz", "summary": "Every database's and the time-zone backend's state",
                                 "responses": {"200": _ok("Readiness", "ready or degraded"),
                                               "503": _ok("Readiness", "no City database loaded")}}},
             "/api/v1/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",

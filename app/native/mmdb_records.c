@@ -1,17 +1,18 @@
-/* mmdb_records: a MaxMind DB record's offset without decoding it, and a record decoded at an
- * offset with its names in one language.
+/* mmdb_records: a MaxMind DB record's offset without decoding it, and the values a field table
+ * names read at an offset, with names in one language.
  *
- * Why this exists (docs/architecture.md, "Record cache"): many networks share one record, and the
- * maxminddb extension decodes the whole record (every name in every language) on each lookup.
- * The City adapter keeps what it derives from a record per offset, so it needs the offset first,
- * and on a miss it needs the record without a second walk down the tree. libmaxminddb (the
+ * Why this exists (docs/architecture.md, "The record path"): many networks share one record, and
+ * the maxminddb extension decodes the whole record (every name in every language) on each lookup.
+ * The lookup service keeps what it makes of a record per offset, so the adapters need the offset
+ * first, and on a miss the record's values without a second walk down the tree. libmaxminddb (the
  * system's, linked here) does the tree walk and all reading of the file, with its own bounds
  * checks; this module only turns libmaxminddb's entry list into Python objects.
  *
  * `read` decodes a whole record as the maxminddb extension does (dict, list, str, int, float,
- * bool, bytes); `read_fields` takes only what a result needs, in one language, as the tuple
- * app/city_fields.py describes, and makes no Python object for the rest. `open_offset_reader`
- * (app/record_offsets.py) checks both against the extension before the service relies on them.
+ * bool, bytes); `read_fields` takes only the values of the field table the reader was opened
+ * with (app/record_fields.py declares the tables; nothing here knows City or ASN records) and
+ * makes no Python object for the rest. app/record_offsets.py checks both against the extension
+ * and the table's Python reading on every file before the service relies on them.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -30,14 +31,19 @@ typedef struct {
     /* libmaxminddb counts an IPv4 address's prefix within the IPv6 tree; the extension (and so
      * every caller) counts it within IPv4. */
     int ipv4_shift;
+    struct Table *table; /* what read_fields reads (app/record_fields.py), or NULL */
 } OffsetReader;
 
 static PyObject *DecodeError;
 
+struct Table;
+static struct Table *compile_table(PyObject *spec);
+static void free_table(struct Table *table);
+
 static int OffsetReader_init(OffsetReader *self, PyObject *args, PyObject *kwds) {
-    PyObject *path = NULL;
-    static char *keywords[] = {"path", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&", keywords, PyUnicode_FSConverter, &path)) {
+    PyObject *path = NULL, *fields = Py_None;
+    static char *keywords[] = {"path", "fields", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&|O", keywords, PyUnicode_FSConverter, &path, &fields)) {
         return -1;
     }
     if (self->open) {
@@ -56,6 +62,12 @@ static int OffsetReader_init(OffsetReader *self, PyObject *args, PyObject *kwds)
     }
     self->open = 1;
     self->ipv4_shift = self->mmdb.metadata.ip_version == 6 ? 96 : 0;
+    if (fields != Py_None) {
+        self->table = compile_table(fields);
+        if (self->table == NULL) {
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -64,6 +76,8 @@ static void OffsetReader_dealloc(OffsetReader *self) {
         MMDB_close(&self->mmdb);
         self->open = 0;
     }
+    free_table(self->table);
+    self->table = NULL;
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -353,28 +367,173 @@ static PyObject *OffsetReader_read(OffsetReader *self, PyObject *offset) {
     return record;
 }
 
-/* ---- read_fields: what a result needs from a City record, read straight off the entry list ---- */
+/* ---- read_fields: the values a field table names, read straight off the entry list ----
+ *
+ * The table is app/record_fields.py's (`FieldTable.spec`), handed to OffsetReader(path, fields):
+ * a tuple of (path: tuple of map keys, kind: str, sub-table or None), compiled here into a tree of
+ * map keys. read_fields returns one value per field, in the table's order. Nothing about City or
+ * ASN records is known here. */
 
-/* The order of app/city_fields.py's CityFields. */
-enum {
-    F_CITY_PRESENT,
-    F_CITY_NAME,
-    F_CITY_GEONAME_ID,
-    F_COUNTRY_ISO,
-    F_COUNTRY_NAME,
-    F_COUNTRY_EU,
-    F_CONTINENT_CODE,
-    F_CONTINENT_NAME,
-    F_REGISTERED_ISO,
-    F_REGISTERED_NAME,
-    F_SUBDIVISIONS,
-    F_POSTAL_CODE,
-    F_LATITUDE,
-    F_LONGITUDE,
-    F_ACCURACY_RADIUS,
-    F_TIME_ZONE,
-    F_COUNT
+enum { K_TEXT, K_WHOLE, K_REAL, K_FLAG, K_NAME, K_PRESENT, K_LIST, K_MAP };
+/* The kinds' names, as app/record_fields.py spells them (KINDS there). */
+static const char *const KIND_NAMES[] = {"text", "whole", "real", "flag", "name", "present", "list"};
+#define KIND_COUNT 7
+
+typedef struct Table Table;
+typedef struct Node Node;
+
+struct Node {
+    char *key;
+    size_t key_length;
+    int kind;         /* a leaf's kind, or K_MAP for a key whose value holds more keys */
+    int slot;         /* a leaf's value index; a K_MAP's "present" index, or -1 */
+    Node *children;   /* K_MAP: the keys wanted inside */
+    int child_count;
+    Table *items;     /* K_LIST: the table each item is read with */
 };
+
+struct Table {
+    Node root;        /* the record (or list item) itself: a K_MAP without a key */
+    int count;        /* values per read */
+    unsigned char *kinds;
+};
+
+static void free_node(Node *node);
+
+static void free_table(Table *table) {
+    if (table == NULL) {
+        return;
+    }
+    free_node(&table->root);
+    PyMem_Free(table->kinds);
+    PyMem_Free(table);
+}
+
+static void free_node(Node *node) {
+    for (int i = 0; i < node->child_count; i++) {
+        free_node(&node->children[i]);
+    }
+    PyMem_Free(node->children);
+    PyMem_Free(node->key);
+    free_table(node->items);
+}
+
+/* The child of `node` for `key`, added when `create` (as kind); NULL when absent or on error. */
+static Node *child_for(Node *node, const char *key, size_t length, int create, int kind) {
+    for (int i = 0; i < node->child_count; i++) {
+        Node *child = &node->children[i];
+        if (child->key_length == length && memcmp(child->key, key, length) == 0) {
+            return child;
+        }
+    }
+    if (!create) {
+        return NULL;
+    }
+    Node *grown = PyMem_Realloc(node->children, sizeof(Node) * (size_t)(node->child_count + 1));
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    node->children = grown;
+    Node *child = &grown[node->child_count];
+    memset(child, 0, sizeof *child);
+    child->key = PyMem_Malloc(length ? length : 1);
+    if (child->key == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    memcpy(child->key, key, length);
+    child->key_length = length;
+    child->kind = kind;
+    child->slot = -1;
+    node->child_count++;
+    return child;
+}
+
+static Table *compile_table(PyObject *spec);
+
+static int compile_field(Table *table, int index, PyObject *field) {
+    PyObject *path, *kind_object, *items;
+    if (!PyTuple_Check(field) || !PyArg_ParseTuple(field, "O!UO", &PyTuple_Type, &path, &kind_object, &items)) {
+        PyErr_SetString(PyExc_TypeError, "a field is (path: tuple, kind: str, sub-table or None)");
+        return 0;
+    }
+    const char *kind_name = PyUnicode_AsUTF8(kind_object);
+    if (kind_name == NULL) {
+        return 0;
+    }
+    int kind = -1;
+    for (int k = 0; k < KIND_COUNT; k++) {
+        if (strcmp(kind_name, KIND_NAMES[k]) == 0) {
+            kind = k;
+        }
+    }
+    Py_ssize_t depth = PyTuple_GET_SIZE(path);
+    if (kind < 0 || depth == 0 || (kind == K_LIST) != (items != Py_None)) {
+        PyErr_Format(PyExc_ValueError, "field %d: unknown kind %s, empty path or misplaced sub-table", index, kind_name);
+        return 0;
+    }
+    Node *node = &table->root;
+    for (Py_ssize_t d = 0; d < depth; d++) {
+        Py_ssize_t length;
+        const char *key = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(path, d), &length);
+        if (key == NULL) {
+            return 0;
+        }
+        int last = d == depth - 1;
+        int wanted = last && kind != K_PRESENT ? kind : K_MAP;
+        Node *existing = child_for(node, key, (size_t)length, 0, 0);
+        if (existing != NULL && (existing->kind != K_MAP || wanted != K_MAP)) {
+            PyErr_Format(PyExc_ValueError, "field %d: its path is another field's", index);
+            return 0;
+        }
+        node = existing ? existing : child_for(node, key, (size_t)length, 1, wanted);
+        if (node == NULL) {
+            return 0;
+        }
+    }
+    if (kind == K_PRESENT && node->slot >= 0) {
+        PyErr_Format(PyExc_ValueError, "field %d: its path is another field's", index);
+        return 0;
+    }
+    node->slot = index;
+    if (kind == K_LIST) {
+        node->items = compile_table(items);
+        if (node->items == NULL) {
+            return 0;
+        }
+    }
+    table->kinds[index] = (unsigned char)kind;
+    return 1;
+}
+
+static Table *compile_table(PyObject *spec) {
+    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) == 0 || PyTuple_GET_SIZE(spec) > 256) {
+        PyErr_SetString(PyExc_TypeError, "a field table is a tuple of 1 to 256 fields");
+        return NULL;
+    }
+    Table *table = PyMem_Calloc(1, sizeof(Table));
+    if (table == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    table->root.kind = K_MAP;
+    table->root.slot = -1;
+    table->count = (int)PyTuple_GET_SIZE(spec);
+    table->kinds = PyMem_Calloc((size_t)table->count, 1);
+    if (table->kinds == NULL) {
+        PyErr_NoMemory();
+        free_table(table);
+        return NULL;
+    }
+    for (int i = 0; i < table->count; i++) {
+        if (!compile_field(table, i, PyTuple_GET_ITEM(spec, i))) {
+            free_table(table);
+            return NULL;
+        }
+    }
+    return table;
+}
 
 /* The language names are taken in (English when it has none). */
 typedef struct {
@@ -402,13 +561,12 @@ static const MMDB_entry_data_s *next_key(MMDB_entry_data_list_s **cursor) {
     return &node->entry_data;
 }
 
-/* Decodes the value at *cursor into *slot (the last of repeated keys wins, as in a dict). */
-static int decode_into(MMDB_entry_data_list_s **cursor, PyObject **slot) {
-    PyObject *value = decode_value(cursor);
-    if (value == NULL) {
+/* Skips the value at *cursor; 0 with an exception set when the data ends early. */
+static int skip(MMDB_entry_data_list_s **cursor) {
+    if (!skip_value(cursor)) {
+        truncated();
         return 0;
     }
-    Py_XSETREF(*slot, value);
     return 1;
 }
 
@@ -421,17 +579,13 @@ static long enter_map(MMDB_entry_data_list_s **cursor) {
         return -1;
     }
     if (node->entry_data.type != MMDB_DATA_TYPE_MAP) {
-        if (!skip_value(cursor)) {
-            truncated();
-            return -1;
-        }
-        return 0;
+        return skip(cursor) ? 0 : -1;
     }
     *cursor = node->next;
     return (long)node->entry_data.data_size;
 }
 
-/* A "names" map: the name in the filter's language, else the English one (app/city_fields.py _name). */
+/* A "names" map: the name in the filter's language, else the English one (kind "name"). */
 static int read_name(MMDB_entry_data_list_s **cursor, const Language *filter, PyObject **name) {
     long size = enter_map(cursor);
     if (size < 0) {
@@ -446,7 +600,7 @@ static int read_name(MMDB_entry_data_list_s **cursor, const Language *filter, Py
         } else if ((key_is(key, filter->language, filter->language_length) || KEY_IS(key, "en")) &&
                    *cursor != NULL && (*cursor)->entry_data.type == MMDB_DATA_TYPE_UTF8_STRING) {
             /* both when the language is English: `names.get(lang) or names.get("en")`; a name that
-             * is not text counts as absent (app/city_fields.py does the same) */
+             * is not text counts as absent */
             PyObject *value = decode_value(cursor);
             if (value == NULL) {
                 ok = 0;
@@ -461,22 +615,13 @@ static int read_name(MMDB_entry_data_list_s **cursor, const Language *filter, Py
                 }
                 Py_DECREF(value);
             }
-        } else if (!skip_value(cursor)) {
-            truncated();
+        } else if (!skip(cursor)) {
             ok = 0;
         }
     }
-    if (ok && in_language != NULL) {
-        int truthy = PyObject_IsTrue(in_language);
-        if (truthy < 0) {
-            ok = 0;
-        } else if (truthy) {
-            Py_XSETREF(*name, in_language);
-            in_language = NULL;
-        } else {
-            Py_XSETREF(*name, in_english);
-            in_english = NULL;
-        }
+    if (ok && in_language != NULL && PyUnicode_GET_LENGTH(in_language) > 0) {
+        Py_XSETREF(*name, in_language);
+        in_language = NULL;
     } else if (ok) {
         Py_XSETREF(*name, in_english);
         in_english = NULL;
@@ -486,181 +631,134 @@ static int read_name(MMDB_entry_data_list_s **cursor, const Language *filter, Py
     return ok;
 }
 
-/* What a wanted value must be; any other type counts as absent (app/city_fields.py does the same),
- * so a damaged or odd file cannot hand the shaping code a string where it compares numbers. */
-enum { TEXT, WHOLE, REAL, FLAG };
-
 static int is_kind(uint32_t type, int kind) {
     switch (kind) {
-    case TEXT:
+    case K_TEXT:
         return type == MMDB_DATA_TYPE_UTF8_STRING;
-    case WHOLE:
+    case K_WHOLE:
         return type == MMDB_DATA_TYPE_UINT16 || type == MMDB_DATA_TYPE_UINT32 || type == MMDB_DATA_TYPE_INT32 ||
                type == MMDB_DATA_TYPE_UINT64 || type == MMDB_DATA_TYPE_UINT128;
-    case REAL:
+    case K_REAL:
         return type == MMDB_DATA_TYPE_DOUBLE || type == MMDB_DATA_TYPE_FLOAT;
-    default:
+    case K_FLAG:
         return type == MMDB_DATA_TYPE_BOOLEAN;
+    default:
+        return 0;
     }
 }
 
-/* A key wanted from a map, where its value goes and what it must be. */
-typedef struct {
-    const char *key;
-    size_t length;
-    PyObject **slot;
-    int kind;
-} Wanted;
-#define WANT(literal, slot, kind) {(literal), sizeof(literal) - 1, (slot), (kind)}
+static long read_map(MMDB_entry_data_list_s **cursor, const Node *node, const Language *filter, PyObject **slots);
+static PyObject *read_table(MMDB_entry_data_list_s **cursor, const Table *table, const Language *filter);
 
-/* A map (a place, the location...): its name (when `name` is not NULL) and the wanted keys; the
- * rest is skipped. Returns the map's size (0 when the value is not a map), -1 with an exception. */
-static long read_map(MMDB_entry_data_list_s **cursor, const Language *filter, PyObject **name, const Wanted *wanted,
-                     size_t count) {
+/* An array of maps, each read with the field's sub-table; anything but an array counts as absent. */
+static int read_list(MMDB_entry_data_list_s **cursor, const Node *node, const Language *filter, PyObject **slot) {
+    MMDB_entry_data_list_s *head = *cursor;
+    if (head == NULL) {
+        truncated();
+        return 0;
+    }
+    if (head->entry_data.type != MMDB_DATA_TYPE_ARRAY) {
+        return skip(cursor);
+    }
+    *cursor = head->next;
+    uint32_t count = head->entry_data.data_size;
+    PyObject *items = PyTuple_New(count);
+    if (items == NULL) {
+        return 0;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        PyObject *item = read_table(cursor, node->items, filter);
+        if (item == NULL) {
+            Py_DECREF(items);
+            return 0;
+        }
+        PyTuple_SET_ITEM(items, i, item);
+    }
+    Py_XSETREF(*slot, items);
+    return 1;
+}
+
+/* The value at *cursor for a wanted key. */
+static int read_value(MMDB_entry_data_list_s **cursor, const Node *node, const Language *filter, PyObject **slots) {
+    switch (node->kind) {
+    case K_MAP: {
+        long size = read_map(cursor, node, filter, slots);
+        if (size < 0) {
+            return 0;
+        }
+        if (node->slot >= 0) {
+            Py_XSETREF(slots[node->slot], PyBool_FromLong(size > 0));
+        }
+        return 1;
+    }
+    case K_NAME:
+        return read_name(cursor, filter, &slots[node->slot]);
+    case K_LIST:
+        return read_list(cursor, node, filter, &slots[node->slot]);
+    default:
+        if (*cursor != NULL && is_kind((*cursor)->entry_data.type, node->kind)) {
+            PyObject *value = decode_value(cursor);
+            if (value == NULL) {
+                return 0;
+            }
+            Py_XSETREF(slots[node->slot], value); /* the last of repeated keys wins, as in a dict */
+            return 1;
+        }
+        return skip(cursor);
+    }
+}
+
+/* A map: the wanted keys read into slots, the rest skipped. Returns the map's size (0 when the
+ * value is not a map), -1 with an exception set. */
+static long read_map(MMDB_entry_data_list_s **cursor, const Node *node, const Language *filter, PyObject **slots) {
     long size = enter_map(cursor);
     for (long i = 0; size > 0 && i < size; i++) {
         const MMDB_entry_data_s *key = next_key(cursor);
         if (key == NULL) {
             return -1;
         }
-        int ok = -1; /* -1: not a key of ours */
-        if (name != NULL && KEY_IS(key, "names")) {
-            ok = read_name(cursor, filter, name);
-        }
-        for (size_t w = 0; ok < 0 && w < count; w++) {
-            if (key_is(key, wanted[w].key, wanted[w].length) && *cursor != NULL &&
-                is_kind((*cursor)->entry_data.type, wanted[w].kind)) {
-                ok = decode_into(cursor, wanted[w].slot);
-            }
-        }
-        if (ok < 0) {
-            ok = skip_value(cursor);
-            if (!ok) {
-                truncated();
-            }
-        }
-        if (!ok) {
+        const Node *child = child_for((Node *)node, key->utf8_string, key->data_size, 0, 0);
+        if (!(child == NULL ? skip(cursor) : read_value(cursor, child, filter, slots))) {
             return -1;
         }
     }
     return size;
 }
 
-static PyObject *none_if_null(PyObject *value) {
-    if (value == NULL) {
-        Py_RETURN_NONE;
+/* The table's values for the value at *cursor, as a tuple (absent values None, "present" False). */
+static PyObject *read_table(MMDB_entry_data_list_s **cursor, const Table *table, const Language *filter) {
+    PyObject *small[32] = {NULL};
+    PyObject **slots = table->count <= 32 ? small : PyMem_Calloc((size_t)table->count, sizeof(PyObject *));
+    if (slots == NULL) {
+        return PyErr_NoMemory();
     }
-    return value;
+    int ok = read_map(cursor, &table->root, filter, slots) >= 0;
+    PyObject *result = ok ? PyTuple_New(table->count) : NULL;
+    for (int i = 0; i < table->count; i++) {
+        if (result == NULL) {
+            Py_XDECREF(slots[i]);
+            continue;
+        }
+        PyObject *value = slots[i];
+        if (value == NULL) {
+            value = Py_NewRef(table->kinds[i] == K_PRESENT ? Py_False : Py_None);
+        }
+        PyTuple_SET_ITEM(result, i, value);
+    }
+    if (slots != small) {
+        PyMem_Free(slots);
+    }
+    return result;
 }
 
-/* subdivisions: ((iso_code, name), ...); anything but an array counts as none. */
-static int read_subdivisions(MMDB_entry_data_list_s **cursor, const Language *filter, PyObject **slot) {
-    MMDB_entry_data_list_s *node = *cursor;
-    if (node == NULL) {
-        truncated();
-        return 0;
-    }
-    if (node->entry_data.type != MMDB_DATA_TYPE_ARRAY) {
-        if (!skip_value(cursor)) {
-            truncated();
-            return 0;
-        }
-        return 1;
-    }
-    *cursor = node->next;
-    uint32_t count = node->entry_data.data_size;
-    PyObject *items = PyTuple_New(count);
-    if (items == NULL) {
-        return 0;
-    }
-    for (uint32_t i = 0; i < count; i++) {
-        PyObject *iso_code = NULL, *name = NULL;
-        const Wanted wanted[] = {WANT("iso_code", &iso_code, TEXT)};
-        if (read_map(cursor, filter, &name, wanted, 1) < 0) {
-            Py_XDECREF(iso_code);
-            Py_XDECREF(name);
-            Py_DECREF(items);
-            return 0;
-        }
-        PyObject *pair = PyTuple_Pack(2, iso_code ? iso_code : Py_None, name ? name : Py_None);
-        Py_XDECREF(iso_code);
-        Py_XDECREF(name);
-        if (pair == NULL) {
-            Py_DECREF(items);
-            return 0;
-        }
-        PyTuple_SET_ITEM(items, i, pair);
-    }
-    Py_XSETREF(*slot, items);
-    return 1;
-}
-
-static int read_record_fields(MMDB_entry_data_list_s **cursor, const Language *filter, PyObject **f) {
-    MMDB_entry_data_list_s *root = *cursor;
-    if (root == NULL) {
-        truncated();
-        return 0;
-    }
-    /* a record that is not a map has none of the fields, like any other part that is not a map */
-    uint32_t size = root->entry_data.type == MMDB_DATA_TYPE_MAP ? root->entry_data.data_size : 0;
-    *cursor = root->next;
-    long city_size = 0, country_size = 0;
-    for (uint32_t i = 0; i < size; i++) {
-        const MMDB_entry_data_s *key = next_key(cursor);
-        long done;
-        if (key == NULL) {
-            return 0;
-        } else if (KEY_IS(key, "city")) {
-            const Wanted wanted[] = {WANT("geoname_id", &f[F_CITY_GEONAME_ID], WHOLE)};
-            done = city_size = read_map(cursor, filter, &f[F_CITY_NAME], wanted, 1);
-        } else if (KEY_IS(key, "country")) {
-            const Wanted wanted[] = {WANT("iso_code", &f[F_COUNTRY_ISO], TEXT),
-                                     WANT("is_in_european_union", &f[F_COUNTRY_EU], FLAG)};
-            done = country_size = read_map(cursor, filter, &f[F_COUNTRY_NAME], wanted, 2);
-        } else if (KEY_IS(key, "continent")) {
-            const Wanted wanted[] = {WANT("code", &f[F_CONTINENT_CODE], TEXT)};
-            done = read_map(cursor, filter, &f[F_CONTINENT_NAME], wanted, 1);
-        } else if (KEY_IS(key, "registered_country")) {
-            const Wanted wanted[] = {WANT("iso_code", &f[F_REGISTERED_ISO], TEXT)};
-            done = read_map(cursor, filter, &f[F_REGISTERED_NAME], wanted, 1);
-        } else if (KEY_IS(key, "subdivisions")) {
-            done = read_subdivisions(cursor, filter, &f[F_SUBDIVISIONS]) ? 0 : -1;
-        } else if (KEY_IS(key, "postal")) {
-            const Wanted wanted[] = {WANT("code", &f[F_POSTAL_CODE], TEXT)};
-            done = read_map(cursor, filter, NULL, wanted, 1);
-        } else if (KEY_IS(key, "location")) {
-            const Wanted wanted[] = {WANT("latitude", &f[F_LATITUDE], REAL), WANT("longitude", &f[F_LONGITUDE], REAL),
-                                     WANT("accuracy_radius", &f[F_ACCURACY_RADIUS], WHOLE),
-                                     WANT("time_zone", &f[F_TIME_ZONE], TEXT)};
-            done = read_map(cursor, filter, NULL, wanted, 4);
-        } else {
-            done = skip_value(cursor) ? 0 : (truncated(), -1);
-        }
-        if (done < 0) {
-            return 0;
-        }
-    }
-    if (country_size <= 0) { /* no country: no country fields at all */
-        Py_CLEAR(f[F_COUNTRY_ISO]);
-        Py_CLEAR(f[F_COUNTRY_NAME]);
-        Py_CLEAR(f[F_COUNTRY_EU]);
-    } else if (f[F_COUNTRY_EU] == NULL) {
-        f[F_COUNTRY_EU] = Py_NewRef(Py_False);
-    }
-    Py_XSETREF(f[F_CITY_PRESENT], PyBool_FromLong(city_size > 0));
-    if (f[F_SUBDIVISIONS] == NULL) {
-        f[F_SUBDIVISIONS] = PyTuple_New(0);
-        if (f[F_SUBDIVISIONS] == NULL) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* read_fields(offset: int, language: str) -> the CityFields tuple of the record at offset */
+/* read_fields(offset: int, language: str) -> the table's values for the record at offset */
 static PyObject *OffsetReader_read_fields(OffsetReader *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "read_fields(offset, language) takes 2 arguments");
+        return NULL;
+    }
+    if (self->table == NULL) {
+        PyErr_SetString(PyExc_TypeError, "this reader was opened without a field table");
         return NULL;
     }
     Py_ssize_t length;
@@ -674,20 +772,12 @@ static PyObject *OffsetReader_read_fields(OffsetReader *self, PyObject *const *a
     if (list == NULL) {
         return NULL;
     }
-    PyObject *fields[F_COUNT] = {NULL};
     MMDB_entry_data_list_s *cursor = list;
-    int ok = read_record_fields(&cursor, &filter, fields);
+    PyObject *result = read_table(&cursor, self->table, &filter);
     MMDB_free_entry_data_list(list);
-    PyObject *result = ok ? PyTuple_New(F_COUNT) : NULL;
-    for (int i = 0; i < F_COUNT; i++) {
-        if (result != NULL) {
-            PyTuple_SET_ITEM(result, i, none_if_null(fields[i]));
-        } else {
-            Py_XDECREF(fields[i]);
-        }
-    }
     return result;
 }
+
 
 static PyObject *OffsetReader_close(OffsetReader *self, PyObject *Py_UNUSED(ignored)) {
     if (self->open) {
@@ -709,7 +799,7 @@ static PyMethodDef OffsetReader_methods[] = {
      "locate(address: int, version: int) -> (offset or None, prefix length, network text or None)"},
     {"read", (PyCFunction)OffsetReader_read, METH_O, "read(offset: int) -> the whole record at offset"},
     {"read_fields", (PyCFunction)(void (*)(void))OffsetReader_read_fields, METH_FASTCALL,
-     "read_fields(offset: int, language: str) -> the CityFields tuple of the record at offset"},
+     "read_fields(offset: int, language: str) -> the field table's values for the record at offset"},
     {"close", (PyCFunction)OffsetReader_close, METH_NOARGS, "close() releases the map"},
     {NULL, NULL, 0, NULL},
 };
@@ -722,7 +812,7 @@ static PyGetSetDef OffsetReader_getset[] = {
 static PyTypeObject OffsetReaderType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "mmdb_records.OffsetReader",
-    .tp_doc = "OffsetReader(path): record offsets and records at offsets in one MaxMind DB file",
+    .tp_doc = "OffsetReader(path, fields=None): record offsets, and records or a field table's values at offsets",
     .tp_basicsize = sizeof(OffsetReader),
     .tp_itemsize = 0,
     .tp_flags = Py_TPFLAGS_DEFAULT,

@@ -13,6 +13,9 @@ class ZoneMatch:
 
 class TimezoneIndex(Protocol):
     backend: str  # "postgis" or "embedded"
+    # Which data answers (compared by equality): a tz_world reload gives a new one, so the lookup
+    # service's cache of answers starts again. Cheap to read on every lookup.
+    version: object
 
     def zone_at(self, latitude: float, longitude: float) -> ZoneMatch | None:
         """The zone containing the point, or None where no polygon covers it.

@@ -22,6 +22,10 @@ class CachedTimezoneIndex:
     def backend(self) -> str:
         return self.inner.backend
 
+    @property
+    def version(self):
+        return self.inner.version
+
     def zone_at(self, latitude: float, longitude: float) -> ZoneMatch | None:
         return self._zone_at(latitude, longitude)
 

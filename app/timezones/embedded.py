@@ -46,6 +46,8 @@ class EmbeddedTimezoneIndex:
         self._names: list[str] | None = None
         self._matches: list[ZoneMatch] | None = None  # one per zone id: answers are shared, never rebuilt
         self.release = packaged_release(data_dir=data_dir)
+        # What the answers come from: the packaged data never changes under a running worker.
+        self.version = self.release.label()
 
     def _borrow(self):
         """An idle finder; a new one while fewer than pool_size exist; else wait for one."""

@@ -39,6 +39,10 @@ _PREPARE = (
 )
 _EXECUTE = "EXECUTE easy_geoip_zone_at(%s, %s)"
 _RELEASE_QUERY = "SELECT data_release, package_version, zones, loaded_at FROM tz_world_release LIMIT 1"
+_LOADED_AT_QUERY = "SELECT loaded_at FROM tz_world_release LIMIT 1"
+# How often a worker asks which tz_world load serves (`version`): a reload reaches the answers
+# the lookup service keeps within this long.
+VERSION_CHECK_INTERVAL = 5.0
 # libpq's floor: connect_timeout=1 is read as 2 s in PostgreSQL 15's libpq.
 CONNECT_TIMEOUT_S = 1
 
@@ -67,6 +71,9 @@ class PostgisTimezoneIndex:
         self._pool_wait = 2 * self._statement_timeout_ms / 1000 if pool_wait is None else float(pool_wait)
         self._down_until = 0.0
         self._last_error: str | None = None
+        self._version = None
+        self._version_due = 0.0
+        self._version_lock = threading.Lock()
 
     # -- pool --------------------------------------------------------------------------------
 
@@ -147,6 +154,22 @@ class PostgisTimezoneIndex:
             return cursor.fetchone()
 
     # -- the index contract ------------------------------------------------------------------
+
+    @property
+    def version(self):
+        """Which tz_world load answers (its loaded_at): `cli.py load-tz-world` makes a new one.
+        Asked at most every VERSION_CHECK_INTERVAL by one thread; while PostGIS cannot say, the
+        last known version stands (lookups then fail or succeed on their own)."""
+        if time.monotonic() >= self._version_due and self._version_lock.acquire(blocking=False):
+            try:
+                self._version_due = time.monotonic() + VERSION_CHECK_INTERVAL
+                row = self._run(_LOADED_AT_QUERY)
+                self._version = row[0] if row else None
+            except TimezoneBackendUnavailable:
+                pass
+            finally:
+                self._version_lock.release()
+        return self._version
 
     def zone_at(self, latitude: float, longitude: float) -> ZoneMatch | None:
         if not (math.isfinite(latitude) and math.isfinite(longitude)):

@@ -93,3 +93,36 @@ def write_city_db(path, records: dict | None = None, database_type: str = "GeoIP
     writer.to_db_file(str(temporary))
     os.replace(temporary, path)
     return path
+
+
+# ASN records: who announces some of the standard fixture's networks, and networks the City file
+# does not know (an address only the ASN file knows still answers).
+STANDARD_ASN = {
+    "81.2.69.0/24": (20712, "Andrews & Arnold Ltd"),       # City knows it too (London)
+    "2.2.0.0/16": (3215, "Orange S.A."),                   # City knows it too (Paris)
+    "2001:218::/32": (2914, "NTT America, Inc."),          # IPv6, City knows it too
+    "8.8.8.0/24": (15169, "Google LLC"),                   # ASN-only
+    "2001:4860::/32": (15169, "Google LLC"),               # ASN-only, IPv6, the same record as 8.8.8.0/24
+}
+
+
+def asn_record(number: int | None, organization: str | None) -> dict:
+    record = {}
+    if number is not None:
+        record["autonomous_system_number"] = MmdbU32(number)
+    if organization is not None:
+        record["autonomous_system_organization"] = organization
+    return record
+
+
+def write_asn_db(path, records: dict | None = None, database_type: str = "GeoLite2-ASN", ip_version: int = 6) -> Path:
+    """Write {cidr: (number, organization) or a record} as an ASN database (atomically)."""
+    path = Path(path)
+    writer = MMDBWriter(ip_version=ip_version, database_type=database_type, languages=["en"],
+                        description="Easy GeoIP test ASN database", ipv4_compatible=ip_version == 6)
+    for cidr, value in (STANDARD_ASN if records is None else records).items():
+        writer.insert_network(IPSet([cidr]), asn_record(*value) if isinstance(value, tuple) else value)
+    temporary = path.with_name(path.name + ".tmp")
+    writer.to_db_file(str(temporary))
+    os.replace(temporary, path)
+    return path

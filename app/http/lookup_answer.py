@@ -1,0 +1,22 @@
+"""The one place a lookup's response is built, for the Flask views and the fast path alike.
+
+`lookup_answer(services, target, lang)` runs the lookup through the service (which shapes the
+document, document.py) and returns the body and the headers that belong to a lookup answer; the
+callers only add what every response carries (headers.py) and send it. A header that depends on
+the answer (caching, validators) goes here, once.
+"""
+from __future__ import annotations
+
+from .responses import JSON_TYPE, json_bytes
+
+CONTENT_TYPE = JSON_TYPE + "; charset=utf-8"
+
+
+def lookup_answer(services, target: str, lang: str) -> tuple[bytes, list[tuple[str, str]]]:
+    """(body, headers) of a 200 answer for one target; a GeoIPError for anything else."""
+    return document_answer(services.lookup.lookup(target, lang))
+
+
+def document_answer(document: dict) -> tuple[bytes, list[tuple[str, str]]]:
+    """(body, headers) of a 200 answer carrying a lookup document (single, `me`, batch)."""
+    return json_bytes(document), [("Content-Type", CONTENT_TYPE)]
