@@ -5,7 +5,8 @@ The allowed paths are derived from the OpenAPI schema of a result (app/http/open
 declaration of what a document holds: a block's name means the whole block, `block.field` one
 of its fields (in each element, for a list such as `subdivisions`). What identifies a document
 and its results stays whatever is asked for: `query`, `kind`, `results`, each result's `ip`, an
-unlocated address's error, and `database`, whose attribution the data's licence requires.
+unlocated address's error, and `database` and `asn_database`, whose attributions the data's
+licences require.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from .errors import InvalidFields
 MAX_FIELDS_LENGTH = 2048
 MAX_PATHS = 64
 
-ALWAYS_KEPT = ("query", "kind", "results", "database")
+ALWAYS_KEPT = ("query", "kind", "results", "database", "asn_database")
 DOCUMENT_PATHS = ("canonical_name", "addresses_withheld")
 
 Selection = dict  # name -> True (the whole value) or a nested Selection
@@ -39,7 +40,7 @@ def _object_properties(node: dict, schemas: dict) -> dict:
     if node.get("type") == "array" or "items" in node:
         return _object_properties(node.get("items", {}), schemas)
     properties = dict(node.get("properties", {}))
-    for branch in node.get("oneOf", ()) + node.get("anyOf", ()) + node.get("allOf", ()):
+    for branch in (*node.get("oneOf", ()), *node.get("anyOf", ()), *node.get("allOf", ())):
         properties.update(_object_properties(branch, schemas))
     return properties
 

@@ -17,7 +17,8 @@ def test_allowed_paths_come_from_the_result_schema():
         for child in schema.get("properties", {}):
             assert f"{name}.{child}" in paths
     assert {"subdivisions.iso_code", "timezone.local_time", "canonical_name"} <= paths
-    assert not paths & {"query", "kind", "results", "database"}  # always kept, not selectable
+    assert not paths & {"query", "kind", "results", "database", "asn_database"}  # always kept, not selectable
+    assert {"asn", "asn.number", "asn.organization", "asn.network"} <= paths
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def test_selection_keeps_structure_and_only_the_named_paths(documents):
             "subdivisions": [{"iso_code": s["iso_code"]} for s in result["subdivisions"]],
             "country": {"iso_code": result["country"]["iso_code"]},
             "location": result["location"],
-        }], "database": ip["database"]}
+        }], "database": ip["database"], "asn_database": ip["asn_database"]}
     assert repr(ip) == before  # the shared blocks are untouched
     assert list(selected) == [key for key in ip if key in ALWAYS_KEPT]
 
