@@ -126,3 +126,19 @@ def write_asn_db(path, records: dict | None = None, database_type: str = "GeoLit
     writer.to_db_file(str(temporary))
     os.replace(temporary, path)
     return path
+
+
+def backdate(path, days: float) -> Path:
+    """Rewrite a written database's build_epoch `days` earlier (mmdb-writer stamps "now"), atomically."""
+    import maxminddb
+
+    path = Path(path)
+    with maxminddb.open_database(str(path)) as reader:
+        epoch = reader.metadata().build_epoch
+    data = bytearray(path.read_bytes())
+    index = data.find(epoch.to_bytes(4, "big"), data.rfind(b"build_epoch"))
+    data[index:index + 4] = int(epoch - days * 86400).to_bytes(4, "big")
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(bytes(data))
+    os.replace(temporary, path)
+    return path
