@@ -271,8 +271,9 @@ def test_asn_swaps_under_load_fail_no_request(make_app, tmp_path):
     for thread in threads:
         thread.start()
     try:
-        for generation in range(1, 6):
-            write_asn_db(path, {"8.8.8.0/24": (15169, f"Gen {generation}")})
+        for generation in range(6):
+            if generation:
+                write_asn_db(path, {"8.8.8.0/24": (15169, f"Gen {generation}")})
             _wait_for(lambda: f"Gen {generation}" in seen, seconds=60)
     finally:
         stop.set()
