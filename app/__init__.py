@@ -9,6 +9,7 @@ from werkzeug.routing import PathConverter
 
 from .config import Config
 from .errors import BadRequest, GeoIPError, MethodNotAllowed, NotFound, PayloadTooLarge
+from .http.arrival import ArrivalStamp
 from .http.fastpath import LookupFastPath
 from .http.headers import SECURITY_HEADERS, cors_headers
 
@@ -38,7 +39,9 @@ def create_app(config: Config | None = None, services=None) -> Flask:
 
     app.register_error_handler(Exception, _handle_error)
     app.after_request(_security_headers)
-    app.wsgi_app = LookupFastPath(app.wsgi_app, app.extensions["geoip"])
+    # The fast path answers IP lookups only; everything it passes on is stamped on arrival.
+    app.wsgi_app = LookupFastPath(ArrivalStamp(app.wsgi_app, app.extensions["geoip"].resolver.clock),
+                                  app.extensions["geoip"])
     return app
 
 

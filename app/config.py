@@ -38,6 +38,7 @@ class Config:
     dns_timeout: float = 2.0
     dns_nameservers: tuple[Nameserver, ...] = ()
     dns_cache_size: int = 10_000
+    dns_pool_size: int = 32
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
         default_factory=lambda: (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
     )
@@ -70,6 +71,7 @@ class Config:
             dns_timeout=reader.number("DNS_TIMEOUT", cls.dns_timeout, 0.1, 30),
             dns_nameservers=reader.nameservers("DNS_NAMESERVERS"),
             dns_cache_size=int(reader.number("DNS_CACHE_SIZE", cls.dns_cache_size, 0, 10_000_000, integer=True)),
+            dns_pool_size=int(reader.number("DNS_POOL_SIZE", cls.dns_pool_size, 1, 1024, integer=True)),
             trusted_proxies=reader.networks("TRUSTED_PROXIES", "127.0.0.0/8,::1/128"),
             batch_max=int(reader.number("BATCH_MAX", cls.batch_max, 1, 100_000, integer=True)),
             batch_concurrency=int(reader.number("BATCH_CONCURRENCY", cls.batch_concurrency, 1, 256, integer=True)),

@@ -16,6 +16,7 @@ from collections import OrderedDict
 
 from . import document
 from .citydb import CityDatabase
+from .deadline import Deadline
 from .errors import (AddressNotFound, AddressReserved, DatabaseUnavailable, DnsTimeout, GeoIPError,
                      TimezoneBackendUnavailable)
 from .resolver import DnsResolver
@@ -120,17 +121,23 @@ class LookupService:
         self._pool_lock = threading.Lock()
 
     # -- public ---------------------------------------------------------------------------
-    def lookup(self, raw: object, lang: str = "en") -> dict:
+    def lookup(self, raw: object, lang: str = "en", arrived: float | None = None) -> dict:
+        """`arrived`: when the request came in (a reading of the resolver's clock; now when not
+        given). A domain's DNS_TIMEOUT counts from then: one that cannot be resolved by then is
+        DNS_TIMEOUT, however long the request waited before it got here."""
         target = parse_target(raw)
         if isinstance(target, IPTarget):
             return self._ip_document(target, lang)
-        return self._domain_document(target, lang)
+        return self._domain_document(target, lang, self.resolver.deadline(start=arrived))
 
     def lookup_address(self, text: str, lang: str = "en") -> dict:
         """An IP-only lookup (for "me")."""
         return self._ip_document(IPTarget(parse_ip(text)), lang)
 
-    def lookup_many(self, targets: list, lang: str = "en") -> list[dict]:
+    def lookup_many(self, targets: list, lang: str = "en", arrived: float | None = None) -> list[dict]:
+        """`arrived`: when the request came in (a reading of the resolver's clock); the batch's
+        DNS budget counts from then."""
+        budget = self.resolver.deadline(self.batch_dns_budget, start=arrived)
         items: list[dict | None] = [None] * len(targets)
         domains = []
         for index, raw in enumerate(targets):
@@ -144,11 +151,13 @@ class LookupService:
                 items[index] = _error_item(raw, error)
         if domains:
             pool = self._batch_pool()
-            futures = {pool.submit(self._domain_document, target, lang): (index, raw) for index, raw, target in domains}
+            futures = {pool.submit(self._domain_document, target, lang, budget): (index, raw)
+                       for index, raw, target in domains}
             # One budget for all the batch's names: a batch of names on a silent DNS server must not
             # hold a worker for (names / concurrency) x DNS_TIMEOUT. Names still waiting then get
-            # DNS_TIMEOUT, and those not started yet are never asked.
-            done, pending = concurrent.futures.wait(futures, timeout=self.batch_dns_budget)
+            # DNS_TIMEOUT, and those not started yet are never asked. Each name also has at most
+            # DNS_TIMEOUT from its own start.
+            done, pending = concurrent.futures.wait(futures, timeout=budget.remaining())
             for future in pending:
                 future.cancel()
                 index, raw = futures[future]
@@ -183,8 +192,8 @@ class LookupService:
             raise AddressNotFound()
         return document.document(text, "ip", None, [result], 0, *self._databases())
 
-    def _domain_document(self, target: DomainTarget, lang: str) -> dict:
-        resolution = self.resolver.resolve_addresses(target.name)
+    def _domain_document(self, target: DomainTarget, lang: str, deadline: Deadline | None = None) -> dict:
+        resolution = self.resolver.resolve_addresses(target.name, deadline)
         public = []
         for text in resolution.addresses:
             address = ipaddress.ip_address(text)

@@ -1,8 +1,13 @@
 """The DNS adapter: every A and AAAA address of a name, asked concurrently within one time budget.
 
 dnspython does the work; its LRUCache keeps answers per worker for their TTL. The two queries
-run on a small shared thread pool so a name costs one round trip, and the budget (`DNS_TIMEOUT`)
-bounds the whole resolution, not each query.
+run on a shared thread pool (`DNS_POOL_SIZE` threads per worker) so a name costs one round trip.
+
+The budget (`DNS_TIMEOUT`) bounds the whole answer: the caller passes the `Deadline` its request
+got on arrival, and every step stops at it. A query still queued for a pool thread when the
+deadline passes never starts, so with many names in flight on a silent server the names beyond
+the pool's capacity get DNS_TIMEOUT at their deadline instead of starting late and holding a
+thread for a budget of their own.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import dns.rdatatype
 import dns.resolver
 
 from .config import Nameserver
+from .deadline import Clock, Deadline
 from .errors import DnsFailure, DnsTimeout, DomainNotFound
 
 
@@ -27,10 +33,13 @@ class Resolution:
 
 
 class DnsResolver:
-    def __init__(self, nameservers: tuple[Nameserver, ...] = (), timeout: float = 2.0, cache_size: int = 10_000):
+    def __init__(self, nameservers: tuple[Nameserver, ...] = (), timeout: float = 2.0, cache_size: int = 10_000,
+                 pool_size: int = 32, clock: Clock = time.monotonic):
         self.nameservers = nameservers
         self.timeout = timeout
         self.cache_size = cache_size
+        self.pool_size = pool_size
+        self.clock = clock
         self._resolver: dns.resolver.Resolver | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -52,15 +61,22 @@ class DnsResolver:
                 resolver.cache = dns.resolver.LRUCache(self.cache_size) if self.cache_size else None
                 resolver.timeout = self.timeout
                 resolver.lifetime = self.timeout
-                self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="dns")
+                self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.pool_size, thread_name_prefix="dns")
                 self._resolver = resolver
         return self._resolver, self._pool
 
-    def resolve_addresses(self, name: str) -> Resolution:
+    def deadline(self, seconds: float | None = None, start: float | None = None) -> Deadline:
+        """`seconds` (DNS_TIMEOUT by default) from `start`, a reading of this resolver's clock:
+        when the request arrived. Now when not given."""
+        return Deadline.after(self.timeout if seconds is None else seconds, self.clock, start)
+
+    def resolve_addresses(self, name: str, deadline: Deadline | None = None) -> Resolution:
+        deadline = self.deadline() if deadline is None else deadline.at_most(self.timeout)
+        if deadline.expired():
+            raise DnsTimeout()
         resolver, pool = self._setup()
-        deadline = time.monotonic() + self.timeout
         futures = [pool.submit(self._query, resolver, name, rdtype, deadline) for rdtype in ("A", "AAAA")]
-        done, pending = concurrent.futures.wait(futures, timeout=self.timeout + 0.1)
+        done, pending = concurrent.futures.wait(futures, timeout=deadline.remaining())
         if pending:
             for future in pending:
                 future.cancel()
@@ -80,9 +96,9 @@ class DnsResolver:
         return Resolution(canonical, tuple(dict.fromkeys(addresses)))
 
     @staticmethod
-    def _query(resolver, name, rdtype, deadline):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+    def _query(resolver, name, rdtype, deadline: Deadline):
+        remaining = deadline.remaining()
+        if remaining <= 0:  # queued past the deadline: the caller has answered already
             raise DnsTimeout()
         try:
             return resolver.resolve(name, rdtype, lifetime=remaining, raise_on_no_answer=False, search=False)

@@ -20,7 +20,8 @@ class Services:
                                     copy_dir=config.city_db_copy_dir)
         self.asn_db = (AsnDatabase(config.asn_db_path, config.city_db_check_interval, copy_dir=config.city_db_copy_dir)
                        if config.asn_db_path else None)
-        self.resolver = DnsResolver(config.dns_nameservers, config.dns_timeout, config.dns_cache_size)
+        self.resolver = DnsResolver(config.dns_nameservers, config.dns_timeout, config.dns_cache_size,
+                                    pool_size=config.dns_pool_size)
         self.timezones = open_timezone_index(config)
         self.lookup = LookupService(self.city_db, self.resolver, self.timezones, asn_db=self.asn_db,
                                     source_label=config.db_source_label,

@@ -62,15 +62,22 @@ def test_empty_batch(client):
     assert post(client, {"targets": []}) == (200, {"results": []})
 
 
-def test_names_on_a_silent_dns_server_share_one_budget(make_app):
-    """40 unanswered names at 2 concurrent lookups would take 20 x DNS_TIMEOUT one after another."""
+def test_names_on_a_silent_dns_server_share_one_budget(make_app, dns_server):
+    """40 unanswered names at 2 concurrent lookups would take 20 x DNS_TIMEOUT one after another.
+    With one budget of 2 x DNS_TIMEOUT, two rounds of two names are asked and the other names
+    never are: what the DNS server receives is the structure asserted; the time is only checked
+    against a bound far below the 6 s of names asked one after another."""
     import time
     client = make_app(dns_timeout=0.3, batch_concurrency=2).test_client()
     targets = ["slow.test.example"] * 40 + ["81.2.69.160", "london.test.example"]
+    before = len(dns_server.resolver.queries)
     started = time.monotonic()
     status, doc = post(client, {"targets": targets})
     elapsed = time.monotonic() - started
-    assert status == 200 and elapsed < 2 * 0.3 + 0.5
+    assert status == 200 and elapsed < 3.0
+    time.sleep(0.5)  # a name that started late would be asked by now
+    asked = [q for q in dns_server.resolver.queries[before:] if q[0] == "slow.test.example"]
+    assert 0 < len(asked) <= 2 * 2 * 2, asked  # rounds x concurrency x (A, AAAA)
     codes = [item.get("error", {}).get("code") for item in doc["results"][:40]]
     assert set(codes) == {"DNS_TIMEOUT"}
     assert doc["results"][40]["results"][0]["city"]["name"] == "London"

@@ -55,12 +55,15 @@ def test_address_missing_from_database_is_reported_per_result(client):
 
 
 def test_unanswered_query_times_out_within_budget(make_app):
+    # dnspython alone would wait 5 s (its default lifetime); the budget is 0.5 s. The bound is
+    # generous on purpose: the budget's exact arithmetic is tests/test_dns_deadline.py's, with
+    # an injected clock.
     client = make_app(dns_timeout=0.5).test_client()
     started = time.monotonic()
     status, doc = get(client, "/api/v1/lookup/slow.test.example")
     elapsed = time.monotonic() - started
     assert status == 504 and doc["error"]["code"] == "DNS_TIMEOUT"
-    assert elapsed < 0.5 + 0.5
+    assert elapsed < 4.0
 
 
 def test_answers_are_cached_per_worker_for_their_ttl(client, dns_server):
@@ -81,10 +84,14 @@ def test_zero_ttl_answer_is_asked_again(make_app, dns_server):
 
 
 def test_a_and_aaaa_are_asked_concurrently(make_app, dns_server):
-    """Two queries to a silent server cost one timeout, not two."""
-    client = make_app(dns_timeout=0.6).test_client()
-    started = time.monotonic()
+    """Two queries to a silent server cost one timeout, not two: both are sent at once. Asked one
+    after the other, the second would go out a whole budget (2 s) after the first, or never."""
+    client = make_app(dns_timeout=2.0).test_client()
+    first = len(dns_server.resolver.queries)
     assert get(client, "/api/v1/lookup/slow.test.example")[0] == 504
-    assert time.monotonic() - started < 1.1
-    asked = [q for q in dns_server.resolver.queries if q[0] == "slow.test.example"]
-    assert {"A", "AAAA"} <= {q[1] for q in asked}
+    asked = [(at, q[1]) for at, q in zip(dns_server.resolver.received_at[first:], dns_server.resolver.queries[first:])
+             if q[0] == "slow.test.example"]
+    sent = {rdtype: min(at for at, kind in asked if kind == rdtype) for rdtype in ("A", "AAAA")
+            if any(kind == rdtype for _, kind in asked)}
+    assert set(sent) == {"A", "AAAA"}, asked
+    assert abs(sent["A"] - sent["AAAA"]) < 1.0

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, current_app, redirect, request, url_for
 
 from ..document import preferred_language
 from ..errors import BadRequest, BatchTooLarge, DatabaseUnavailable
+from .arrival import arrived
 from .client_address import client_address
 from .lookup_answer import document_answer, lookup_answer
 from .openapi import openapi_document
@@ -42,7 +43,7 @@ def lookup_me():
 
 @api.get("/api/v1/lookup/<target:target>")
 def lookup_target(target):
-    return _answer(lookup_answer(services(), target, language()))
+    return _answer(lookup_answer(services(), target, language(), arrived()))
 
 
 @api.post("/api/v1/lookup")
@@ -60,7 +61,7 @@ def lookup_batch():
     if not isinstance(payload.get("lang", ""), str):
         raise BadRequest('"lang" must be a language code such as "en" or "de".')
     lang = preferred_language(payload.get("lang") or request.args.get("lang"), request.accept_languages)
-    return json_response({"results": services().lookup.lookup_many(targets, lang)})
+    return json_response({"results": services().lookup.lookup_many(targets, lang, arrived())})
 
 
 @api.get("/healthz")
@@ -85,4 +86,4 @@ def legacy_lookup(target):
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     if best == "text/html" and "page.index" in current_app.view_functions:
         return redirect(url_for("page.index", q=target), 302)
-    return _answer(lookup_answer(services(), target, language()))
+    return _answer(lookup_answer(services(), target, language(), arrived()))

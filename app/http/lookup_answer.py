@@ -12,9 +12,10 @@ from .responses import JSON_TYPE, json_bytes
 CONTENT_TYPE = JSON_TYPE + "; charset=utf-8"
 
 
-def lookup_answer(services, target: str, lang: str) -> tuple[bytes, list[tuple[str, str]]]:
-    """(body, headers) of a 200 answer for one target; a GeoIPError for anything else."""
-    return document_answer(services.lookup.lookup(target, lang))
+def lookup_answer(services, target: str, lang: str, arrived: float | None = None) -> tuple[bytes, list[tuple[str, str]]]:
+    """(body, headers) of a 200 answer for one target; a GeoIPError for anything else. `arrived`:
+    when the request came in (app/http/arrival.py), from which its DNS budget counts."""
+    return document_answer(services.lookup.lookup(target, lang, arrived))
 
 
 def document_answer(document: dict) -> tuple[bytes, list[tuple[str, str]]]:

@@ -17,6 +17,7 @@ from flask import Blueprint, current_app, render_template, request
 
 from ..document import preferred_language
 from ..errors import BadRequest, GeoIPError
+from .arrival import arrived
 from .client_address import client_address
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ def _lookup(query: str, lang: str) -> dict:
         if address is None:
             raise BadRequest()
         return services.lookup.lookup_address(address, lang)
-    return services.lookup.lookup(query, lang)
+    return services.lookup.lookup(query, lang, arrived())
 
 
 # -- display model (mirrored by app/static/js/view.js) -------------------------------------

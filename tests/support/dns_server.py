@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 from dnslib import AAAA, CNAME, PTR, QTYPE, RCODE, RR, A, DNSError, DNSLabel
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
@@ -60,11 +61,13 @@ class ZoneResolver(BaseResolver):
         self.silent_names = {name.lower() for name in silent_names}
         self.silent = False
         self.queries: list[tuple[str, str]] = []
+        self.received_at: list[float] = []  # time.monotonic() of each query, in the order of `queries`
 
     def resolve(self, request, handler):
         qname = str(request.q.qname).rstrip(".").lower()
         qtype = QTYPE[request.q.qtype]
         self.queries.append((qname, qtype))
+        self.received_at.append(time.monotonic())
         if self.silent or qname in self.silent_names:
             raise DNSError("dropped on purpose")  # the handler sends nothing: the client times out
         reply = request.reply()
