@@ -179,6 +179,7 @@ class UpdateConfig:
     interval: float = 72 * 3600.0
     jitter: float = 3600.0
     retry_for: float = 300.0
+    first_start_retry_for: float = 30.0
     http_timeout: float = 30.0
     max_db_bytes: int = 2 * 1024**3
     publish_listen: tuple[str, int] | None = None  # (host, port) of the fleet publish endpoint (PUBLISH_LISTEN)
@@ -220,6 +221,7 @@ class UpdateConfig:
             interval=interval,
             jitter=_duration(reader, "UPDATE_JITTER", min(cls.jitter, interval / 4), 0, interval / 2),
             retry_for=_duration(reader, "UPDATE_RETRY_FOR", cls.retry_for, 0, 86400),
+            first_start_retry_for=_duration(reader, "UPDATE_FIRST_START_RETRY_FOR", cls.first_start_retry_for, 0, 3600),
             http_timeout=reader.number("UPDATE_HTTP_TIMEOUT", cls.http_timeout, 1, 600),
             max_db_bytes=_max_db_bytes(reader),
             publish_listen=_listen_address(reader, "PUBLISH_LISTEN"),

@@ -28,6 +28,13 @@ class TransientError(UpdateError):
     retryable = True
 
 
+class Unreachable(TransientError):
+    """The source could not be reached at all: its name does not resolve, the connection is
+    refused, reset or times out before any answer, TLS fails. Retried like any network trouble,
+    except on an empty volume, where the next source is tried after a short budget
+    (UPDATE_FIRST_START_RETRY_FOR) instead of the full UPDATE_RETRY_FOR."""
+
+
 class SourceError(UpdateError):
     """The source answered, but not with a database (404, other 4xx, unusable listing)."""
 

@@ -13,13 +13,16 @@ from dataclasses import dataclass
 import requests
 import urllib3
 
-from .errors import AuthRejected, NotFoundAtSource, QuotaReached, SourceError, TransientError
+from .errors import AuthRejected, NotFoundAtSource, QuotaReached, SourceError, TransientError, Unreachable
 from .progress import Progress
 
 USER_AGENT = "easy-geoip-updater/1.0"
 CHUNK = 1 << 20
 
 # Everything that means "the network or the server let us down this time".
+# Before any answer: name resolution, connect (refused, reset, timed out), TLS handshake. requests
+# raises ConnectionError for all of them (SSLError and ConnectTimeout are ConnectionErrors too).
+_UNREACHABLE = (requests.ConnectionError,)
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
               urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
 
@@ -117,6 +120,10 @@ class HttpClient:
             raise SourceError(f"{describe_url(url)} is not a valid URL") from None
         except requests.exceptions.TooManyRedirects:
             raise SourceError(f"{describe_url(url)} redirects in a loop") from None
+        except _UNREACHABLE as exc:
+            if isinstance(exc, requests.ReadTimeout):  # connected, then no answer in time: reachable
+                raise TransientError(f"no answer from {describe_url(url)} ({_reason(exc)})") from None
+            raise Unreachable(f"cannot reach {describe_url(url)} ({_reason(exc)})") from None
         except _TRANSIENT as exc:
             raise TransientError(f"cannot reach {describe_url(url)} ({_reason(exc)})") from None
         except requests.RequestException as exc:

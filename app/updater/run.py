@@ -134,7 +134,12 @@ def _update_locked(config: UpdateConfig, options: UpdateOptions, progress: Progr
         for index, name in enumerate(names):
             try:
                 source = source_named(name, config)
-                result = _update_from(source, config, options, state, live_facts, http, progress, retry_for)
+                # With no database serving yet, a source that cannot be reached at all gives way to
+                # the next one soon: a first start offline must not wait UPDATE_RETRY_FOR per source.
+                unreachable_for = (config.first_start_retry_for if live_facts is None and index + 1 < len(names)
+                                   else retry_for)
+                result = _update_from(source, config, options, state, live_facts, http, progress, retry_for,
+                                      unreachable_for)
             except (UpdateError, OSError) as exc:
                 failures.append((name, exc if isinstance(exc, UpdateError) else _local_error(exc, live)))
                 if index + 1 < len(names):
@@ -162,12 +167,13 @@ def _update_locked(config: UpdateConfig, options: UpdateOptions, progress: Progr
 
 def _update_from(source: Source, config: UpdateConfig, options: UpdateOptions, state: UpdateState,
                  live_facts: DatabaseFacts | None, http: HttpClient, progress: Progress | None,
-                 retry_for: float) -> UpdateResult:
+                 retry_for: float, unreachable_for: float) -> UpdateResult:
     live = config.city_db_path
     context = FetchContext(http=http, new_staging_file=lambda purpose: staging_file(live, purpose),
                            progress=progress, live_md5=live_facts.md5 if live_facts else None,
                            live_validators=state.validators if live_facts and state.md5 == live_facts.md5 else {})
-    fetched = with_retries(lambda: source.fetch(context), retry_for, options.first_retry_wait)
+    fetched = with_retries(lambda: source.fetch(context), retry_for, options.first_retry_wait,
+                           unreachable_for=unreachable_for)
     old_build = _date(live_facts.build_epoch) if live_facts else None
     if isinstance(fetched, AlreadyCurrent):
         return UpdateResult("current", ExitCode.ALREADY_CURRENT, f"{live} is already the latest from {source.name}",
