@@ -20,53 +20,84 @@ def city_name(db):
     return db.lookup(ADDRESS).city_name
 
 
-def test_rename_is_picked_up_within_a_second(tmp_path):
+class ManualClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += seconds
+
+
+def test_rename_is_picked_up_at_the_first_check_after_the_interval(tmp_path):
     path = tmp_path / "city.mmdb"
     generation_db(path, 0)
-    db = CityDatabase(str(path), check_interval=0.5)
+    clock = ManualClock()
+    db = CityDatabase(str(path), check_interval=0.5, clock=clock)
     assert city_name(db) == "Gen0"
     generation_db(path, 1)
-    started = time.monotonic()
-    while city_name(db) != "Gen1":
-        assert time.monotonic() - started < 1.0
-        time.sleep(0.01)
+    clock.advance(0.49)
+    assert city_name(db) == "Gen0"  # not due for a check yet: no stat on the hot path
+    clock.advance(0.01)
+    assert city_name(db) == "Gen1" and db.reloads == 2
 
 
 def test_ten_swaps_under_concurrent_lookups(tmp_path):
+    """Four threads look up all the time while the file is replaced ten times; time moves only
+    when the test says (so each swap is checked for exactly when the interval has passed)."""
     path = tmp_path / "city.mmdb"
     generation_db(path, 0)
-    db = CityDatabase(str(path), check_interval=0.05)
+    clock = ManualClock()
+    db = CityDatabase(str(path), check_interval=0.05, clock=clock)
     assert city_name(db) == "Gen0"  # loaded before the first swap, or Gen0 could never be served
-    failures, seen, stop = [], set(), threading.Event()
+    failures, stop = [], threading.Event()
+    seen = [set() for _ in range(4)]
+    lookups = [0] * 4
 
-    def hammer():
+    def hammer(index):
         while not stop.is_set():
             try:
                 name = city_name(db)
                 if not (name.startswith("Gen") and name[3:].isdigit()):
                     failures.append(f"garbled: {name!r}")
-                seen.add(name)
+                seen[index].add(name)
+                lookups[index] += 1
             except Exception as exc:  # any failure at all is a test failure
                 failures.append(repr(exc))
 
-    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    def each_thread_looked_up_again():
+        before = list(lookups)
+        give_up = time.monotonic() + 30  # generous: only a hung thread misses it
+        # Two more each: the second one certainly began after this call did.
+        while any(now - then < 2 for now, then in zip(lookups, before)):
+            assert time.monotonic() < give_up and not failures, failures
+            time.sleep(0.001)
+
+    threads = [threading.Thread(target=hammer, args=(index,)) for index in range(4)]
     for thread in threads:
         thread.start()
     try:
+        each_thread_looked_up_again()
         for n in range(1, 11):
             generation_db(path, n)
-            deadline = time.monotonic() + 1.0  # every version is served within a second
+            clock.advance(0.05)
+            give_up = time.monotonic() + 30
+            # Another thread may be the one checking; it swaps in the new file, then everyone has it.
             while city_name(db) != f"Gen{n}":
-                assert time.monotonic() < deadline, f"Gen{n} not served within a second"
-                time.sleep(0.01)
-            time.sleep(0.05)
+                assert time.monotonic() < give_up, f"Gen{n} never served"
+                time.sleep(0.001)
+            each_thread_looked_up_again()
     finally:
         stop.set()
         for thread in threads:
             thread.join()
     assert failures == []
     assert db.reloads == 11 and city_name(db) == "Gen10"
-    assert {"Gen0", "Gen10"} <= seen and len(seen) >= 6
+    # Every thread saw the first and the last generation, and nothing that is not a generation.
+    for names in seen:
+        assert {"Gen0", "Gen10"} <= names <= {f"Gen{n}" for n in range(11)}, names
 
 
 def test_garbage_or_deleted_file_keeps_the_last_good_map(tmp_path, maxmind_testdata):

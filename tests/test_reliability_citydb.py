@@ -115,8 +115,9 @@ def test_ten_updates_under_load_fail_no_request(stack, tmp_path):
             load.mark(f"v{version}")
             time.sleep(0.3)
         installed = load.mark("last installed")
-        # Every worker switches within a second of the rename; a few requests reach both.
-        deadline = installed + 1.0
+        # Every worker switches at its first request after GEOIP_CITY_DB_CHECK_INTERVAL (0.2 s);
+        # 3 s leaves room for a worker the busy machine did not schedule meanwhile.
+        deadline = installed + 3.0
         while time.monotonic() < deadline:
             time.sleep(0.05)
         settled = load.mark("settled")
@@ -126,7 +127,9 @@ def test_ten_updates_under_load_fail_no_request(stack, tmp_path):
     assert report.failures() == [], report.failures()[:3]
     assert set(report.statuses()) == {200}
     versions = [london_version(s) for s in report.select("london")]
-    assert set(versions) >= {1, 11} and len(set(versions)) >= 6
+    # How many of the versions in between a client happens to see depends on scheduling: each is
+    # live for about 0.3 s. What must hold: nothing but real versions, the first and the last.
+    assert {1, 11} <= set(versions) <= set(range(1, 12))
     assert {london_version(s) for s in report.select("london", since=settled)} == {11}
     # Each update's rename was seen: the answers never went back to an older version once the
     # newest had been served by both workers for a while (per-worker order is all we can see).

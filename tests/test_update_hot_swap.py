@@ -196,6 +196,8 @@ def test_hot_swap_through_nginx_and_uwsgi_workers(stack, build_dir):
     for pid in workers:
         mapped = mapped_database_files(pid, stack.city_db.parent)
         assert len(mapped) <= 2, (pid, mapped)  # old maps released, not piling up one per swap
-        # RSS does not grow with each swap: from the 2nd to the 10th swap, less than 1 MiB per swap.
+        # RSS does not grow with each swap. The bound is generous (4 MiB a swap from the 2nd to the
+        # last; measured: well under 1 MiB a swap): allocator and cache noise on a busy machine must
+        # not fail it, a worker keeping something per version must.
         growth = rss[pid][-1] - rss[pid][1]
-        assert growth < 1024 * (SWAPS - 2), (pid, rss[pid])
+        assert growth < 4 * 1024 * (SWAPS - 2), (pid, rss[pid])

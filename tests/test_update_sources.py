@@ -125,8 +125,7 @@ def test_maxmind_bad_key_fails_at_once_without_retry(live, server, versions):
     assert (result.outcome, result.exit_code, result.error) == ("failed", ExitCode.AUTH_REJECTED, "AUTH_REJECTED")
     assert "licence key" in result.message and "could not be authenticated" in result.message
     assert "wrong" not in result.message  # the key itself is never printed
-    assert len(server.requests) == 1
-    assert result.seconds < 5  # no backoff happened: a retry would have slept
+    assert len(server.requests) == 1  # asked once: no retry
 
 
 def test_maxmind_quota_reached_stops_at_once(live, server, versions):
