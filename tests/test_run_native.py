@@ -10,6 +10,7 @@ console copier) may be left, and the port must be free for the next `make run`.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -71,7 +72,7 @@ def answers(port: int) -> bool:
 
 
 class Run:
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, as_user: str | None = None):
         # Straight under /tmp: when started by root the script hands the directory to `nobody`,
         # who could not reach it inside pytest's private tmp_path.
         self.run_dir = Path(tempfile.mkdtemp(prefix="geoip-make-run-"))
@@ -82,9 +83,17 @@ class Run:
         env.update(GEOIP_RUN_DIR=str(self.run_dir), GEOIP_LISTEN=f"127.0.0.1:{self.port}",
                    GEOIP_CITY_DB=str(city_db), GEOIP_WORKERS="2", GEOIP_THREADS="4")
         self.log = open(tmp_path / "run.log", "wb")
+        account = {}
+        if as_user is not None:  # started by an unprivileged user: no FIFO hand-over, no setpriv
+            user = pwd.getpwnam(as_user)
+            for path in (self.run_dir, city_db):
+                os.chown(path, user.pw_uid, user.pw_gid)
+            env["HOME"] = str(self.run_dir)
+            account = dict(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
         # Its own session and process group, as a terminal gives `make run`.
         self.process = subprocess.Popen([str(SCRIPT)], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
-                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+                                        **account)
         deadline = time.monotonic() + 90
         while not answers(self.port):
             assert self.process.poll() is None, self.output()
@@ -139,5 +148,17 @@ def test_make_run_leaves_nothing_behind(tmp_path, stop):
         assert left == {}, f"left behind: {left}\n{run.output()}"
         assert run.process.poll() is not None
         assert port_is_free(run.port), f"port {run.port} still taken"
+    finally:
+        run.cleanup()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="run as another user needs root")
+def test_make_run_by_an_unprivileged_user_leaves_nothing_behind(tmp_path):
+    run = Run(tmp_path, as_user="nobody")
+    try:
+        os.killpg(run.pgid, signal.SIGTERM)
+        left = run.wait_gone()
+        assert left == {}, f"left behind: {left}\n{run.output()}"
+        assert port_is_free(run.port)
     finally:
         run.cleanup()
