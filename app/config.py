@@ -30,6 +30,7 @@ class Config:
     record_cache_size: int = 5120
     asn_db_path: str | None = None         # optional: unset, results carry "asn": null
     asn_db_max_age_days: float = 35.0
+    overlay_sources: tuple[str, ...] = ()  # RFC 8805 geofeed files or directories (docs/overlay.md)
     tz_database_url: str | None = None
     tz_statement_timeout_ms: int = 200
     tz_pool_size: int = 4
@@ -63,6 +64,7 @@ class Config:
                                                 integer=True)),
             asn_db_path=reader.text("GEOIP_ASN_DB", None),
             asn_db_max_age_days=reader.number("GEOIP_ASN_DB_MAX_AGE_DAYS", cls.asn_db_max_age_days, 1, 3650),
+            overlay_sources=reader.paths("GEOIP_OVERLAY"),
             tz_database_url=reader.text("TZ_DATABASE_URL", None),
             tz_statement_timeout_ms=int(reader.number("TZ_STATEMENT_TIMEOUT_MS", cls.tz_statement_timeout_ms, 10, 250, integer=True)),
             tz_pool_size=int(reader.number("TZ_POOL_SIZE", cls.tz_pool_size, 1, 64, integer=True)),
@@ -110,6 +112,10 @@ class _Reader:
         if not low <= number <= high:
             raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
         return number
+
+    def paths(self, name: str) -> tuple[str, ...]:
+        value = self._raw(name)
+        return () if value is None else tuple(_split(value))
 
     def nameservers(self, name: str) -> tuple[Nameserver, ...]:
         value = self._raw(name)

@@ -12,6 +12,8 @@ import zoneinfo
 from functools import lru_cache
 from typing import NamedTuple
 
+from .overlay import names as overlay_names
+
 LOCALES = ("en", "de", "es", "fr", "ja", "pt-BR", "ru", "zh-CN")
 
 # A record with no city and at least this accuracy radius sits at a country's (or region's)
@@ -80,7 +82,8 @@ def asn_block(owner: tuple | None, network: str | None) -> dict | None:
     return {"number": owner[0], "organization": owner[1], "network": network}
 
 
-def result(shaped: ShapedRecord, ip: str, network: str | None, timezone: dict, asn: dict | None) -> dict:
+def result(shaped: ShapedRecord, ip: str, network: str | None, timezone: dict, asn: dict | None,
+           overlay: dict | None = None) -> dict:
     """One address's result: the record's shared blocks with the address, its network, the
     time-zone block (which carries the local time, so it is built per lookup) and its owner."""
     city, subdivisions, country, continent, registered, postal, location = shaped[:7]
@@ -96,6 +99,7 @@ def result(shaped: ShapedRecord, ip: str, network: str | None, timezone: dict, a
         "location": location,
         "timezone": timezone,
         "asn": asn,
+        "overlay": overlay,
     }
 
 
@@ -131,6 +135,114 @@ def maxmind_city(record: dict | None, owner: tuple | None, ip: str, network: str
             traits["autonomous_system_organization"] = organization
     body["traits"] = traits
     return body
+
+
+# -- the overlay (docs/overlay.md) ----------------------------------------------------------
+_NO_CITY_BLOCK = {"name": None, "geoname_id": None}
+_NO_LOCATION = {"latitude": None, "longitude": None, "accuracy_radius": None}
+_NO_CONTINENT = {"code": None, "name": None}
+
+
+def overlay_shaped(shaped: ShapedRecord, entry, lang: str) -> ShapedRecord:
+    """What an overlay entry (app/overlay) makes of the databases' record: the fields it sets,
+    and what depends on a field it changes cleared (another country's region, city and
+    coordinates are not this one's). What it repeats unchanged keeps the database's finer fields."""
+    city, subdivisions, country, continent = shaped.city, shaped.subdivisions, shaped.country, shaped.continent
+    postal, location, time_zone, confidence = shaped.postal, shaped.location, shaped.time_zone, shaped.confidence
+    region_moved = False  # the country or region changed: the zone and everything finer are another place's
+    if entry.country is not None and entry.country != country["iso_code"]:
+        country = {"iso_code": entry.country, "name": overlay_names.country_name(entry.country_name, lang),
+                   "is_in_european_union": entry.country in overlay_names.EU_MEMBERS}
+        continent = _NO_CONTINENT  # an ISO code does not say which
+        region_moved = True
+    if entry.region is not None:
+        code = entry.region.split("-", 1)[1]  # the databases' form: "BE" for DE-BE
+        if region_moved or [subdivision["iso_code"] for subdivision in subdivisions[:1]] != [code]:
+            subdivisions = [{"iso_code": code, "name": overlay_names.region_name(entry.region_name, lang)}]
+            region_moved = True
+    elif region_moved:
+        subdivisions = []
+    city_moved = region_moved
+    if entry.city is not None and (region_moved or (city["name"] or "").casefold() != entry.city.casefold()):
+        city, city_moved = {"name": entry.city, "geoname_id": None}, True
+    elif region_moved:
+        city = _NO_CITY_BLOCK
+    if entry.postal is not None:
+        postal = {"code": entry.postal}
+    elif city_moved:
+        postal = _NO_POSTAL_CODE
+    if entry.latitude is not None:
+        location = {"latitude": entry.latitude, "longitude": entry.longitude, "accuracy_radius": entry.accuracy_radius}
+        time_zone, confidence = None, "exact"  # the zone comes from the entry's coordinates (tz_world)
+    elif city_moved:
+        location = _NO_LOCATION
+        if region_moved:
+            time_zone = None
+    if entry.accuracy_radius is not None and location["accuracy_radius"] != entry.accuracy_radius:
+        location = {**location, "accuracy_radius": entry.accuracy_radius}
+    if entry.time_zone is not None:
+        time_zone = entry.time_zone
+    return shaped._replace(city=city, subdivisions=subdivisions, country=country, continent=continent,
+                           postal=postal, location=location, time_zone=time_zone, confidence=confidence)
+
+
+def overlay_block(entry) -> dict:
+    """A result's `overlay`: which entry of which file touched it, and what it sets."""
+    return {"prefix": entry.prefix, "file": entry.file, "fields": list(entry.fields)}
+
+
+def maxmind_overlay(record: dict | None, entry) -> dict:
+    """The MaxMind-format record with an overlay entry applied by overlay_shaped's rules, names
+    in every locale the service has (the overlay's city name in all of them)."""
+    body = dict(record) if record else {}
+    base = _record_places(body)
+    shaped = {locale: overlay_shaped(base, entry, locale) for locale in LOCALES}
+    english = shaped["en"]
+    if english.country["iso_code"] != base.country["iso_code"]:
+        body["country"] = {"iso_code": entry.country, "names": {l: s.country["name"] for l, s in shaped.items()}}
+        if english.country["is_in_european_union"]:
+            body["country"]["is_in_european_union"] = True
+        body.pop("continent", None)
+    if english.subdivisions != base.subdivisions:
+        if english.subdivisions:
+            body["subdivisions"] = [{"iso_code": english.subdivisions[0]["iso_code"],
+                                     "names": {l: s.subdivisions[0]["name"] for l, s in shaped.items()}}]
+        else:
+            body.pop("subdivisions", None)
+    if english.city != base.city:
+        body.pop("city", None)
+        if english.city["name"]:
+            body["city"] = {"names": {locale: english.city["name"] for locale in LOCALES}}
+    if english.postal != base.postal:
+        body.pop("postal", None)
+        if english.postal["code"]:
+            body["postal"] = {"code": english.postal["code"]}
+    location = {key: value for key, value in english.location.items() if value is not None}
+    if english.time_zone:
+        location["time_zone"] = english.time_zone
+    if location:
+        body["location"] = location
+    else:
+        body.pop("location", None)
+    return body
+
+
+def _record_places(body: dict) -> ShapedRecord:
+    """The place fields of a raw MaxMind record, in English, shaped like a ShapedRecord (to apply
+    the overlay's rules to it)."""
+    def name(block):
+        return ((block or {}).get("names") or {}).get("en")
+    country = body.get("country") or {}
+    location = body.get("location") or {}
+    return NO_CITY._replace(
+        city={"name": name(body.get("city")), "geoname_id": (body.get("city") or {}).get("geoname_id")},
+        subdivisions=[{"iso_code": s.get("iso_code"), "name": name(s)} for s in body.get("subdivisions") or ()],
+        country={"iso_code": country.get("iso_code"), "name": name(country),
+                 "is_in_european_union": country.get("is_in_european_union", False)},
+        postal={"code": (body.get("postal") or {}).get("code")},
+        location={"latitude": location.get("latitude"), "longitude": location.get("longitude"),
+                  "accuracy_radius": location.get("accuracy_radius")},
+        time_zone=location.get("time_zone"))
 
 
 # Blocks that many records have in common (a country, a continent, a region), built once and

@@ -5,8 +5,8 @@ The allowed paths are derived from the OpenAPI schema of a result (app/http/open
 declaration of what a document holds: a block's name means the whole block, `block.field` one
 of its fields (in each element, for a list such as `subdivisions`). What identifies a document
 and its results stays whatever is asked for: `query`, `kind`, `results`, each result's `ip`, an
-unlocated address's error, and `database` and `asn_database`, whose attributions the data's
-licences require.
+unlocated address's error, and the database blocks, whose attributions the data's licences
+require; the document's other fields (DOCUMENT_PATHS) are selectable like a result's.
 """
 from __future__ import annotations
 
@@ -17,48 +17,88 @@ from .errors import InvalidFields
 MAX_FIELDS_LENGTH = 2048
 MAX_PATHS = 64
 
-ALWAYS_KEPT = ("query", "kind", "results", "database", "asn_database")
 DOCUMENT_PATHS = ("canonical_name", "addresses_withheld")
 
 Selection = dict  # name -> True (the whole value) or a nested Selection
 
 
-def _schemas() -> dict:
+def _root() -> dict:
     from .http.openapi import openapi_document  # the schema lives with the HTTP layer's description
-    return openapi_document()["components"]["schemas"]
+    return openapi_document()
 
 
-def _resolve(node: dict, schemas: dict) -> dict:
-    while "$ref" in node:
-        node = schemas[node["$ref"].rsplit("/", 1)[-1]]
+def _resolve(node: dict, root: dict) -> dict:
+    while "$ref" in node:  # a JSON pointer into the OpenAPI document: "#/components/schemas/Asn"
+        target = root
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
     return node
 
 
-def _object_properties(node: dict, schemas: dict) -> dict:
+def _object_properties(node: dict, root: dict) -> dict:
     """The properties of an object schema, looking through $ref, arrays and nullable oneOf/anyOf."""
-    node = _resolve(node, schemas)
+    node = _resolve(node, root)
     if node.get("type") == "array" or "items" in node:
-        return _object_properties(node.get("items", {}), schemas)
+        return _object_properties(node.get("items", {}), root)
     properties = dict(node.get("properties", {}))
-    for branch in (*node.get("oneOf", ()), *node.get("anyOf", ()), *node.get("allOf", ())):
-        properties.update(_object_properties(branch, schemas))
+    for branch in [*node.get("oneOf", ()), *node.get("anyOf", ()), *node.get("allOf", ())]:
+        properties.update(_object_properties(branch, root))
     return properties
 
 
-def _paths(properties: dict, schemas: dict, prefix: str = "") -> list[str]:
+def _paths(properties: dict, root: dict, prefix: str = "") -> list[str]:
     paths = []
     for name, child in properties.items():
         path = prefix + name
         paths.append(path)
-        paths.extend(_paths(_object_properties(child, schemas), schemas, path + "."))
+        paths.extend(_paths(_object_properties(child, root), root, path + "."))
     return paths
 
 
 @lru_cache(maxsize=1)
 def allowed_paths() -> tuple[str, ...]:
-    schemas = _schemas()
-    result_paths = _paths(_resolve({"$ref": "Result"}, schemas)["properties"], schemas)
-    return tuple(DOCUMENT_PATHS) + tuple(result_paths)
+    root = _root()
+    result = root["components"]["schemas"]["Result"]["properties"]
+    return tuple(DOCUMENT_PATHS) + tuple(_paths(result, root))
+
+
+# The schemas whose fields can be left out; their "Selected" forms describe documents with ?fields=.
+_SELECTABLE = ("Document", "Result", "TimeZone", "Asn", "Overlay", "Hostname")
+
+
+def selected_schemas(schemas: dict) -> dict:
+    """The "Selected..." schemas: the same as the full ones, with only what always stays
+    required (a document's envelope, a result's ip); what they hold keeps its types."""
+    def relax(node, keep=()):
+        if isinstance(node, list):
+            return [relax(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        relaxed = {}
+        for key, value in node.items():
+            if key == "$ref" and value.rsplit("/", 1)[-1] in _SELECTABLE:
+                base, name = value.rsplit("/", 1)
+                relaxed[key] = f"{base}/Selected{name}"
+            elif key == "required":
+                relaxed[key] = [name for name in value if name in keep]
+            elif key == "properties":
+                relaxed[key] = {name: relax(child) for name, child in value.items()}
+            else:
+                relaxed[key] = relax(value)
+        return relaxed
+
+    selected = {}
+    for name in _SELECTABLE:
+        if name not in schemas:
+            continue
+        schema = schemas[name]
+        if name == "Document":
+            keep = [key for key in schema.get("required", ()) if key not in DOCUMENT_PATHS]
+        else:
+            keep = ["ip"] if name == "Result" else []
+        selected["Selected" + name] = relax(schema, keep)
+    return selected
 
 
 def parse_fields(raw: object) -> Selection | None:
@@ -104,12 +144,7 @@ def select_document(document: dict, selection: Selection | None) -> dict:
     blocks are shared with other documents)."""
     if selection is None or "results" not in document:  # an error item is kept whole
         return document
-    kept = {}
-    for key, value in document.items():
-        if key in ALWAYS_KEPT:
-            kept[key] = value
-        elif key in selection:
-            kept[key] = value
+    kept = {key: value for key, value in document.items() if key not in DOCUMENT_PATHS or key in selection}
     kept["results"] = [_select_result(result, selection) for result in document["results"]]
     return kept
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-import time
 from dataclasses import dataclass
 
 import dns.exception
@@ -18,12 +17,15 @@ import dns.resolver
 import dns.reversename
 
 from .config import Nameserver
+from .deadline import Deadline
 
 # Reasons a hostname is missing (the codes a result carries).
 NO_PTR = "PTR_NOT_FOUND"
 TIMEOUT = "DNS_TIMEOUT"
 FAILURE = "DNS_FAILURE"
+WITHHELD = "HOSTNAME_WITHHELD"
 REASONS = {
+    WITHHELD: "Names of internal (reserved) addresses are not looked up.",
     NO_PTR: "The address has no PTR record.",
     TIMEOUT: "The DNS servers did not answer in time.",
     FAILURE: "The DNS servers could not answer for the address.",
@@ -66,13 +68,13 @@ class HostnameResolver:
                 self._resolver = resolver
             return self._resolver
 
-    def lookup(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, deadline: float | None = None) -> Hostname:
-        """PTR, then the forward confirmation, both within `deadline` (time.monotonic(); at most
-        DNS_TIMEOUT from now)."""
+    def lookup(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, deadline: Deadline | None = None) -> Hostname:
+        """PTR, then the forward confirmation, both within `deadline` (and at most DNS_TIMEOUT
+        from now); a deadline already passed asks nothing."""
         resolver = self._setup()
         if resolver is None:
             return Hostname(None, False, FAILURE, NEGATIVE_TTL)
-        deadline = min(deadline or float("inf"), time.monotonic() + self.timeout)
+        deadline = Deadline.after(self.timeout) if deadline is None else deadline.at_most(self.timeout)
         reverse = dns.reversename.from_address(str(address))
         answer = _ask(resolver, reverse, "PTR", deadline)
         if isinstance(answer, str):
@@ -93,9 +95,9 @@ class HostnameResolver:
         return Hostname(names[0], False, None, min(ttl, MAX_TTL))
 
 
-def _ask(resolver, name, rdtype: str, deadline: float):
+def _ask(resolver, name, rdtype: str, deadline: Deadline):
     """The answer, or the reason there is none."""
-    remaining = deadline - time.monotonic()
+    remaining = deadline.remaining()
     if remaining <= 0:
         return TIMEOUT
     try:

@@ -19,7 +19,9 @@ from .citydb import CityDatabase
 from .deadline import Deadline
 from .errors import (AddressNotFound, AddressReserved, DatabaseUnavailable, DnsTimeout, GeoIPError,
                      TimezoneBackendUnavailable)
+from . import hostnames
 from .resolver import DnsResolver
+from .ttl_cache import TtlCache
 from .targets import MAX_TARGET_LENGTH, DomainTarget, IPTarget, is_reserved, parse_ip, parse_target
 
 log = logging.getLogger(__name__)
@@ -103,11 +105,15 @@ class ZoneCache:
 
 
 class LookupService:
-    def __init__(self, city_db: CityDatabase, resolver: DnsResolver, timezones, *, asn_db=None,
-                 source_label: str | None = None, record_cache_size: int = 5120, asn_cache_size: int = 5120,
-                 zone_cache_size: int = 4096, batch_concurrency: int = 16, batch_dns_budget: float = 4.0):
+    def __init__(self, city_db: CityDatabase, resolver: DnsResolver, timezones, *, asn_db=None, overlay=None,
+                 hostnames=None, source_label: str | None = None, record_cache_size: int = 5120,
+                 asn_cache_size: int = 5120, zone_cache_size: int = 4096, hostname_cache_size: int = 10_000,
+                 batch_concurrency: int = 16, batch_dns_budget: float = 4.0):
         self.city_db = city_db
         self.asn_db = asn_db
+        self.overlay = overlay if overlay is not None and overlay.configured else None
+        self.hostnames = hostnames
+        self.hostname_cache = TtlCache(hostname_cache_size)  # Hostname per address, for its TTL
         self.resolver = resolver
         self.timezones = timezones
         self.source_label = source_label
@@ -121,23 +127,41 @@ class LookupService:
         self._pool_lock = threading.Lock()
 
     # -- public ---------------------------------------------------------------------------
-    def lookup(self, raw: object, lang: str = "en", arrived: float | None = None) -> dict:
+    def lookup(self, raw: object, lang: str = "en", arrived: float | None = None, *, hostname: bool = False) -> dict:
         """`arrived`: when the request came in (a reading of the resolver's clock; now when not
         given). A domain's DNS_TIMEOUT counts from then: one that cannot be resolved by then is
-        DNS_TIMEOUT, however long the request waited before it got here."""
+        DNS_TIMEOUT, however long the request waited before it got here. `hostname` adds each
+        result's PTR name within the same budget."""
         target = parse_target(raw)
+        deadline = self.resolver.deadline(start=arrived)
         if isinstance(target, IPTarget):
-            return self._ip_document(target, lang)
-        return self._domain_document(target, lang, self.resolver.deadline(start=arrived))
+            found = self._ip_document(target, lang)
+        else:
+            found = self._domain_document(target, lang, deadline)
+        if hostname:
+            self._add_hostnames([found], deadline)
+        return found
 
-    def lookup_address(self, text: str, lang: str = "en") -> dict:
+    def lookup_address(self, text: str, lang: str = "en", arrived: float | None = None, *,
+                       hostname: bool = False) -> dict:
         """An IP-only lookup (for "me")."""
-        return self._ip_document(IPTarget(parse_ip(text)), lang)
+        found = self._ip_document(IPTarget(parse_ip(text)), lang)
+        if hostname:
+            self._add_hostnames([found], self.resolver.deadline(start=arrived))
+        return found
 
-    def lookup_many(self, targets: list, lang: str = "en", arrived: float | None = None) -> list[dict]:
-        """`arrived`: when the request came in (a reading of the resolver's clock); the batch's
-        DNS budget counts from then."""
+    def lookup_many(self, targets: list, lang: str = "en", arrived: float | None = None, *,
+                    hostname: bool = False) -> list[dict]:
+        """One item per target, in order. `arrived`: when the request came in (a reading of the
+        resolver's clock); the batch's DNS budget counts from then and covers all its DNS work:
+        the names, then with `hostname` the PTR lookups of every result."""
         budget = self.resolver.deadline(self.batch_dns_budget, start=arrived)
+        items = self._lookup_many(targets, lang, budget)
+        if hostname:
+            self._add_hostnames(items, budget)
+        return items
+
+    def _lookup_many(self, targets: list, lang: str, budget: Deadline) -> list[dict]:
         items: list[dict | None] = [None] * len(targets)
         domains = []
         for index, raw in enumerate(targets):
@@ -173,23 +197,33 @@ class LookupService:
     def maxmind_city(self, text: str) -> dict:
         """The MaxMind City web service's body for one address (document.maxmind_city)."""
         address = parse_ip(text)
+        entry = self.overlay.lookup(address) if self.overlay is not None else None
         if is_reserved(address):
-            raise AddressReserved()
+            if entry is None:
+                raise AddressReserved()
+            return document.maxmind_city(document.maxmind_overlay(None, entry), None, str(address), entry.prefix)
         found = self.city_db.record(address)
         owner, asn_network = self._owner(address, None)
-        if found is None and owner is None:
+        if found is None and owner is None and entry is None:
             raise AddressNotFound()
-        record, network = found if found is not None else (None, asn_network)
+        record, network = found if found is not None else (None, asn_network or (entry.prefix if entry else None))
+        if entry is not None:
+            record = document.maxmind_overlay(record, entry)
         return document.maxmind_city(record, owner, str(address), network)
 
     # -- steps ----------------------------------------------------------------------------
     def _ip_document(self, target: IPTarget, lang: str) -> dict:
-        if is_reserved(target.address):
-            raise AddressReserved()
         text = target.text
-        result = self._result(target.address, lang, text)
-        if result is None:
-            raise AddressNotFound()
+        if is_reserved(target.address):
+            # Your own networks, described in the overlay, are answered; nothing else reserved is.
+            entry = self.overlay.lookup(target.address) if self.overlay is not None else None
+            if entry is None:
+                raise AddressReserved()
+            result = self._overlay_result(document.NO_CITY, entry, lang, text, entry.prefix, None)
+        else:
+            result = self._result(target.address, lang, text)
+            if result is None:
+                raise AddressNotFound()
         return document.document(text, "ip", None, [result], 0, *self._databases())
 
     def _domain_document(self, target: DomainTarget, lang: str, deadline: Deadline | None = None) -> dict:
@@ -216,11 +250,16 @@ class LookupService:
         """One address's result, or None when no database knows it."""
         located = self.city_db.locate(address, text)
         owner, asn_network = self._owner(address, text) if self.asn_db is not None else (None, None)
+        entry = self.overlay.lookup(address) if self.overlay is not None else None
         if located is None:
+            asn = document.asn_block(owner, asn_network) if owner is not None else None
+            if entry is not None:
+                return self._overlay_result(document.NO_CITY, entry, lang, text or str(address),
+                                            asn_network or entry.prefix, asn)
             if owner is None:
                 return None
             return document.result(document.NO_CITY, text or str(address), asn_network,
-                                   document.timezone_block(None, None), document.asn_block(owner, asn_network))
+                                   document.timezone_block(None, None), asn)
         version, record = located.version, located.record
         cache = self.city_cache
         key = (record, lang)
@@ -229,8 +268,56 @@ class LookupService:
             shaped = document.shape_city(self.city_db.read(located, lang))
             if record is not None:
                 cache.put(version, key, shaped)
-        return document.result(shaped, text or str(address), located.network, self._timezone(shaped),
-                               document.asn_block(owner, asn_network) if owner is not None else None)
+        asn = document.asn_block(owner, asn_network) if owner is not None else None
+        if entry is not None:
+            return self._overlay_result(shaped, entry, lang, text or str(address), located.network, asn)
+        return document.result(shaped, text or str(address), located.network, self._timezone(shaped), asn)
+
+    def _overlay_result(self, shaped, entry, lang: str, ip: str, network: str | None, asn) -> dict:
+        """A result an overlay entry touched: the databases' record with what the entry sets
+        (document.overlay_shaped), and a time zone of the entry's own when it names one."""
+        shaped = document.overlay_shaped(shaped, entry, lang)
+        if entry.time_zone is not None:
+            timezone = document.timezone_block(entry.time_zone, "overlay", confidence=shaped.confidence)
+        else:
+            timezone = self._timezone(shaped)
+        return document.result(shaped, ip, network, timezone, asn, document.overlay_block(entry))
+
+    # -- hostnames ------------------------------------------------------------------------
+    def _add_hostnames(self, items: list[dict], deadline: Deadline) -> None:
+        """Give every located result of these documents its `hostname` (PTR, forward-confirmed),
+        asked concurrently within `deadline`; what is still unanswered then is DNS_TIMEOUT. The
+        lookup itself never fails for it."""
+        results = [result for item in items if "results" in item for result in item["results"] if "error" not in result]
+        if not results or self.hostnames is None:
+            return
+        wanted: dict[str, object] = {}
+        for result in results:
+            wanted.setdefault(result["ip"], None)
+        pending = {}
+        for text in wanted:
+            address = ipaddress.ip_address(text)
+            if is_reserved(address):  # an overlay-answered internal address: its name stays internal
+                wanted[text] = hostname_block(None, hostnames.WITHHELD)
+                continue
+            cached = self.hostname_cache.get(address)
+            if cached is not None:
+                wanted[text] = cached
+            else:
+                pending[self._batch_pool().submit(self.hostnames.lookup, address, deadline)] = (text, address)
+        if pending:
+            done, late = concurrent.futures.wait(pending, timeout=deadline.remaining() + 0.05)
+            for future in late:
+                future.cancel()
+                wanted[pending[future][0]] = hostname_block(None, hostnames.TIMEOUT)
+            for future in done:
+                text, address = pending[future]
+                answer = future.result()
+                block = hostname_block(answer.name, answer.reason, answer.verified)
+                self.hostname_cache.put(address, block, answer.ttl)
+                wanted[text] = block
+        for result in results:
+            result["hostname"] = wanted[result["ip"]]
 
     def _owner(self, address, text: str | None):
         """(number, organization) and the ASN network, or (None, None): no ASN file, or it does not
@@ -300,3 +387,10 @@ def _error_item(raw, error: GeoIPError) -> dict:
     if query is not None and not query.isprintable():
         query = None
     return {"query": query, "error": error.to_dict()}
+
+
+def hostname_block(name: str | None, reason: str | None, verified: bool = False) -> dict:
+    """A result's `hostname`: the PTR name and whether it is forward-confirmed, or no name and
+    why (never failing the lookup). Shared between results and kept for the answer's TTL."""
+    error = None if reason is None else {"code": reason, "message": hostnames.REASONS[reason]}
+    return {"name": name, "verified": verified, "error": error}

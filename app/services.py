@@ -8,7 +8,9 @@ from .citydb import CityDatabase
 from .config import Config
 from .errors import TimezoneBackendUnavailable
 from .fleet.status import pull_readiness
+from .hostnames import HostnameResolver
 from .lookup import ASN_ATTRIBUTIONS, ATTRIBUTIONS, LookupService
+from .overlay import Overlay
 from .resolver import DnsResolver
 from .timezones import open_timezone_index
 
@@ -23,7 +25,11 @@ class Services:
         self.resolver = DnsResolver(config.dns_nameservers, config.dns_timeout, config.dns_cache_size,
                                     pool_size=config.dns_pool_size)
         self.timezones = open_timezone_index(config)
+        self.overlay = Overlay(config.overlay_sources, config.city_db_check_interval)
+        self.hostnames = HostnameResolver(config.dns_nameservers, config.dns_timeout)
         self.lookup = LookupService(self.city_db, self.resolver, self.timezones, asn_db=self.asn_db,
+                                    overlay=self.overlay, hostnames=self.hostnames,
+                                    hostname_cache_size=config.dns_cache_size,
                                     source_label=config.db_source_label,
                                     record_cache_size=config.record_cache_size,
                                     asn_cache_size=config.record_cache_size,
@@ -73,9 +79,12 @@ class Services:
         pull = pull_readiness(self.config.pull) if self.config.pull else None
         if pull is not None and not pull["ok"]:
             problems.append("pull: the databases could not be pulled from the updater")
+        overlay = self.overlay.status()
+        problems.extend(f"overlay: {problem}" for problem in overlay["problems"])
         city = reports[0]
         status = "unavailable" if not city["loaded"] else "degraded" if problems else "ready"
-        report = {"status": status, "problems": problems, "database": city, "databases": reports, "timezone": timezone}
+        report = {"status": status, "problems": problems, "database": city, "databases": reports, "timezone": timezone,
+                  "overlay": overlay}
         if pull is not None:
             report["pull"] = pull
         return report

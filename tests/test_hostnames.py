@@ -8,6 +8,7 @@ import time
 import pytest
 
 from app.config import Config
+from app.deadline import Deadline
 from app.hostnames import NO_PTR, TIMEOUT, HostnameResolver
 from tests.support.dns_server import LocalDnsServer
 
@@ -57,5 +58,5 @@ def test_silent_server_gives_a_timeout_that_is_not_kept(server):
 
 def test_a_spent_deadline_asks_nothing(server):
     before = len(server.resolver.queries)
-    answer = lookup(server, "81.2.69.160", deadline=time.monotonic() - 1)
+    answer = lookup(server, "81.2.69.160", deadline=Deadline(time.monotonic() - 1))
     assert answer.reason == TIMEOUT and len(server.resolver.queries) == before

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, current_app, redirect, request, url_for
 
 from ..document import preferred_language
 from ..errors import BadRequest, BatchTooLarge, DatabaseUnavailable
+from ..fields import parse_fields, select_document, select_items
 from .arrival import arrived
 from .client_address import client_address
 from .lookup_answer import document_answer, lookup_answer
@@ -36,14 +37,33 @@ def _answer(answer) -> Response:
     return Response(body, 200, headers=headers)
 
 
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no", "")
+
+
+def wants_hostname(value) -> bool:
+    """?hostname= / "hostname" in a batch body: a yes or no, anything else is a bad request."""
+    if value is None or value is False or value is True:
+        return bool(value)
+    if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+        return value.lower() in _TRUE
+    raise BadRequest('hostname must be 1 or 0 (true or false in a batch body).')
+
+
+def lookup_options() -> dict:
+    """?hostname= and ?fields=, checked before any lookup work."""
+    return {"hostname": wants_hostname(request.args.get("hostname")), "selection": parse_fields(request.args.get("fields"))}
+
+
 @api.get("/api/v1/lookup/me")
 def lookup_me():
-    return _answer(document_answer(services().lookup.lookup_address(caller_address(), language())))
+    options = lookup_options()
+    found = services().lookup.lookup_address(caller_address(), language(), arrived(), hostname=options["hostname"])
+    return _answer(document_answer(select_document(found, options["selection"])))
 
 
 @api.get("/api/v1/lookup/<target:target>")
 def lookup_target(target):
-    return _answer(lookup_answer(services(), target, language(), arrived()))
+    return _answer(lookup_answer(services(), target, language(), arrived(), **lookup_options()))
 
 
 @api.post("/api/v1/lookup")
@@ -61,7 +81,10 @@ def lookup_batch():
     if not isinstance(payload.get("lang", ""), str):
         raise BadRequest('"lang" must be a language code such as "en" or "de".')
     lang = preferred_language(payload.get("lang") or request.args.get("lang"), request.accept_languages)
-    return json_response({"results": services().lookup.lookup_many(targets, lang, arrived())})
+    hostname = wants_hostname(payload.get("hostname", request.args.get("hostname")))
+    selection = parse_fields(payload.get("fields", request.args.get("fields")))
+    items = services().lookup.lookup_many(targets, lang, arrived(), hostname=hostname)
+    return json_response({"results": select_items(items, selection)})
 
 
 @api.get("/healthz")
@@ -86,4 +109,4 @@ def legacy_lookup(target):
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     if best == "text/html" and "page.index" in current_app.view_functions:
         return redirect(url_for("page.index", q=target), 302)
-    return _answer(lookup_answer(services(), target, language(), arrived()))
+    return _answer(lookup_answer(services(), target, language(), arrived(), **lookup_options()))

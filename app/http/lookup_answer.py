@@ -7,15 +7,19 @@ the answer (caching, validators) goes here, once.
 """
 from __future__ import annotations
 
+from ..fields import select_document
 from .responses import JSON_TYPE, json_bytes
 
 CONTENT_TYPE = JSON_TYPE + "; charset=utf-8"
 
 
-def lookup_answer(services, target: str, lang: str, arrived: float | None = None) -> tuple[bytes, list[tuple[str, str]]]:
+def lookup_answer(services, target: str, lang: str, arrived: float | None = None, *, hostname: bool = False,
+                  selection=None) -> tuple[bytes, list[tuple[str, str]]]:
     """(body, headers) of a 200 answer for one target; a GeoIPError for anything else. `arrived`:
-    when the request came in (app/http/arrival.py), from which its DNS budget counts."""
-    return document_answer(services.lookup.lookup(target, lang, arrived))
+    when the request came in (app/http/arrival.py), from which its DNS budget counts; `hostname`
+    adds the results' host names; `selection` (fields.parse_fields) cuts the document."""
+    found = services.lookup.lookup(target, lang, arrived, hostname=hostname)
+    return document_answer(found if selection is None else select_document(found, selection))
 
 
 def document_answer(document: dict) -> tuple[bytes, list[tuple[str, str]]]:

@@ -4,10 +4,14 @@ from __future__ import annotations
 from functools import lru_cache
 
 from ..document import LOCALES
+from ..fields import selected_schemas
+from ..overlay.geofeed import OVERLAY_FIELDS
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
+_RESULT_REQUIRED = ("ip", "network", "city", "subdivisions", "country", "continent", "registered_country", "postal",
+                    "location", "timezone", "asn", "overlay")  # hostname only when asked for
 
 
 def _object(properties: dict, required=None, extra=False) -> dict:
@@ -24,7 +28,7 @@ _SCHEMAS = {
     "Named": _object({"name": _NULLABLE_STRING}),
     "TimeZone": _object({
         "name": _NULLABLE_STRING,
-        "source": {"enum": ["mmdb", "tz_world", None]},
+        "source": {"enum": ["mmdb", "tz_world", "overlay", None]},
         "utc_offset": {"type": ["string", "null"], "pattern": "^[+-][0-9]{2}:[0-9]{2}$"},
         "local_time": {"type": ["string", "null"]},
         "at_sea": {"type": "boolean"},
@@ -47,7 +51,23 @@ _SCHEMAS = {
         "asn": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Asn"}],
                 "description": "Who announces the address's network; null without an ASN database "
                                "(GEOIP_ASN_DB) or when it does not know the address"},
+        "overlay": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Overlay"}],
+                    "description": "The overlay entry (GEOIP_OVERLAY, docs/overlay.md) that set fields of this "
+                                   "result; null when none did"},
+        "hostname": {"$ref": "#/components/schemas/Hostname"},
+    }, required=_RESULT_REQUIRED),
+    "Overlay": _object({
+        "prefix": {"type": "string", "description": "The entry's prefix, e.g. 192.0.2.0/24"},
+        "file": {"type": "string", "description": "The geofeed file it comes from"},
+        "fields": {"type": "array", "items": {"enum": list(OVERLAY_FIELDS)}, "description": "What it sets"},
     }),
+    "Hostname": _object({
+        "name": {**_NULLABLE_STRING, "description": "The PTR name; null when there is none (see error)"},
+        "verified": {"type": "boolean", "description": "The name's A/AAAA records contain the address "
+                                                       "(forward-confirmed reverse DNS)"},
+        "error": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Error/properties/error"}],
+                  "description": "Why there is no name: PTR_NOT_FOUND, DNS_TIMEOUT, DNS_FAILURE, HOSTNAME_WITHHELD"},
+    }, extra=False),
     "Asn": _object({
         "number": {**_NULLABLE_INT, "description": "Autonomous system number, e.g. 15169"},
         "organization": {**_NULLABLE_STRING, "description": "Its organisation, e.g. Google LLC"},
@@ -71,9 +91,14 @@ _SCHEMAS = {
     "BatchItemError": _object({"query": _NULLABLE_STRING, "error": {"$ref": "#/components/schemas/Error/properties/error"}}),
     "BatchRequest": {"type": "object", "required": ["targets"], "properties": {
         "targets": {"type": "array", "items": {"type": "string"}, "description": "IP addresses and domain names"},
-        "lang": {"$ref": "#/components/schemas/Language"}}},
-    "BatchResponse": _object({"results": {"type": "array", "items": {"oneOf": [
-        {"$ref": "#/components/schemas/Document"}, {"$ref": "#/components/schemas/BatchItemError"}]}}}),
+        "lang": {"$ref": "#/components/schemas/Language"},
+        "hostname": {"type": "boolean", "description": "Add each result's hostname (PTR, forward-confirmed); "
+                                                       "the batch's DNS budget covers these lookups too"},
+        "fields": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+                   "description": "Only these paths of each result (as ?fields=)"}}},
+    "BatchResponse": _object({"results": {"type": "array", "items": {"anyOf": [
+        {"$ref": "#/components/schemas/Document"}, {"$ref": "#/components/schemas/SelectedDocument"},
+        {"$ref": "#/components/schemas/BatchItemError"}]}}}),
     "Readiness": {"type": "object", "required": ["status", "problems", "database", "databases", "timezone"],
                   "properties": {
         "status": {"enum": ["ready", "degraded", "unavailable"]},
@@ -94,17 +119,32 @@ _SCHEMAS = {
     "MaxMindError": _object({"code": {"type": "string"}, "error": {"type": "string"}}),
 }
 
+# What a document with ?fields= is: the same schemas with only what always stays required.
+_SCHEMAS.update(selected_schemas(_SCHEMAS))
+
 _LANG = {"name": "lang", "in": "query", "required": False, "schema": {"$ref": "#/components/schemas/Language"},
          "description": "Language of place names; otherwise Accept-Language, then en."}
+_HOSTNAME = {"name": "hostname", "in": "query", "required": False, "schema": {"enum": ["1", "0", "true", "false"]},
+             "description": "1 adds each result's hostname: the PTR name and whether it is forward-confirmed "
+                            "(bounded by DNS_TIMEOUT; a failure never fails the lookup)."}
+_FIELDS = {"name": "fields", "in": "query", "required": False, "schema": {"type": "string"},
+           "description": "Only these comma-separated paths of each result, e.g. city.name,country.iso_code,asn "
+                          "(a block name means the whole block); 400 INVALID_FIELDS names the allowed paths."}
+_LOOKUP_PARAMETERS = [_LANG, _HOSTNAME, _FIELDS]
 
 _LOOKUP_ERRORS = {
-    "400": _error_response("INVALID_TARGET: not a valid IP address or domain name"),
+    "400": _error_response("INVALID_TARGET: not a valid IP address or domain name; INVALID_FIELDS: "
+                           "fields names a path documents do not have"),
     "404": _error_response("IP_ADDRESS_NOT_FOUND or DOMAIN_NOT_FOUND"),
     "422": _error_response("IP_ADDRESS_RESERVED: a private, loopback or other special-purpose address"),
     "502": _error_response("DNS_FAILURE: the DNS servers failed"),
     "503": _error_response("DATABASE_UNAVAILABLE: no City database is loaded"),
     "504": _error_response("DNS_TIMEOUT: DNS did not answer within DNS_TIMEOUT"),
 }
+
+
+_DOCUMENT_OK = {"description": "OK (with ?fields=, only the selected paths)", "content": {"application/json": {
+    "schema": {"anyOf": [{"$ref": "#/components/schemas/Document"}, {"$ref": "#/components/schemas/SelectedDocument"}]}}}}
 
 
 def _ok(schema: str, description: str = "OK", content_type: str = "application/json") -> dict:
@@ -128,12 +168,12 @@ def openapi_document() -> dict:
         "paths": {
             "/api/v1/lookup/{target}": {"get": {
                 "operationId": "lookupTarget", "summary": "Look up an IP address or every address of a domain",
-                "parameters": [target, _LANG],
-                "responses": {"200": _ok("Document"), **_LOOKUP_ERRORS}}},
+                "parameters": [target, *_LOOKUP_PARAMETERS],
+                "responses": {"200": _DOCUMENT_OK, **_LOOKUP_ERRORS}}},
             "/api/v1/lookup/me": {"get": {
                 "operationId": "lookupMe", "summary": "Look up the caller's own address",
-                "parameters": [_LANG],
-                "responses": {"200": _ok("Document"), **_LOOKUP_ERRORS}}},
+                "parameters": _LOOKUP_PARAMETERS,
+                "responses": {"200": _DOCUMENT_OK, **_LOOKUP_ERRORS}}},
             "/api/v1/lookup": {"post": {
                 "operationId": "lookupBatch", "summary": "Look up many targets at once (results in input order)",
                 "requestBody": {"required": True, "content": {"application/json": {
@@ -154,8 +194,8 @@ def openapi_document() -> dict:
                     "503": _maxmind_error("DATABASE_UNAVAILABLE")}}},
             "/{target}": {"get": {
                 "operationId": "legacyLookup", "summary": "The original app's route (JSON for API clients)",
-                "parameters": [target, _LANG],
-                "responses": {"200": _ok("Document"), "302": {"description": "Browsers are sent to the page"},
+                "parameters": [target, *_LOOKUP_PARAMETERS],
+                "responses": {"200": _DOCUMENT_OK, "302": {"description": "Browsers are sent to the page"},
                               **_LOOKUP_ERRORS}}},
             "/healthz": {"get": {"operationId": "healthz", "summary": "The process is alive",
                                  "responses": {"200": {"description": "alive", "content": {"application/json": {

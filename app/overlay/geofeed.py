@@ -33,6 +33,9 @@ RFC_COLUMNS = ("prefix", "country", "region", "city", "postal")
 EXTENSION_COLUMNS = ("latitude", "longitude", "accuracy_radius", "time_zone")
 COLUMNS = RFC_COLUMNS + EXTENSION_COLUMNS
 
+# What an entry can set, as OverlayEntry.fields names them (a result's overlay.fields).
+OVERLAY_FIELDS = ("country", "region", "city", "postal", "location", "accuracy_radius", "time_zone")
+
 # XK (Kosovo) is a user-assigned code, not ISO 3166-1, but the GeoIP databases and geofeeds use it.
 _EXTRA_COUNTRIES = {"XK": "Kosovo"}
 
