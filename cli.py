@@ -35,7 +35,7 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="Print the result documents as JSON.")
 @click.option("--lang", default="en", show_default=True, help="Language of place names.")
 @file_options
-def lookup(targets, as_json, lang, input_file, column, output_format, fields, output, jobs):
+def lookup(targets, as_json, lang, input_file, column, output_format, fields, hostname, output, jobs):
     """Look up IP addresses and domain names (or every line of --file). Exit status 1 when any target fails."""
     from app.document import preferred_language
     lang = preferred_language(lang)
@@ -44,7 +44,7 @@ def lookup(targets, as_json, lang, input_file, column, output_format, fields, ou
             raise click.UsageError("give targets or --file, not both")
         config = _config()
         return run_file_lookup(lambda: _services(config).lookup, input_file, output, output_format, column, fields,
-                               jobs, lang)
+                               jobs, lang, hostname)
     if not targets:
         raise click.UsageError("give one or more targets, or --file")
     selection = selection_option(fields)
@@ -53,7 +53,7 @@ def lookup(targets, as_json, lang, input_file, column, output_format, fields, ou
     documents = []
     for target in targets:
         try:
-            documents.append(services.lookup.lookup(target, lang))
+            documents.append(services.lookup.lookup(target, lang, hostname=hostname))
         except GeoIPError as error:
             failed = True
             documents.append({"query": target.strip(), "error": error.to_dict()})

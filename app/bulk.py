@@ -42,6 +42,7 @@ class BulkOptions:
     selection: Selection | None = None  # parse_fields(--fields)
     lang: str = "en"
     jobs: int = 1
+    hostname: bool = False              # add each result's PTR name (within each chunk's DNS budget)
 
 
 @dataclass
@@ -111,8 +112,8 @@ def chunks(items: Iterable, size: int) -> Iterator[list]:
 class CsvColumns:
     """The CSV columns for a selection: `query`, `error`, then every selected leaf path."""
 
-    def __init__(self, selection: Selection | None):
-        selection = selection or parse_fields(DEFAULT_CSV_FIELDS)
+    def __init__(self, selection: Selection | None, hostname: bool = False):
+        selection = selection or parse_fields(DEFAULT_CSV_FIELDS + (",hostname.name,hostname.verified" if hostname else ""))
         allowed = allowed_paths()
         leaves = [path for path in allowed if not any(other.startswith(path + ".") for other in allowed)]
         # A result's ip is always there, first.
@@ -191,7 +192,7 @@ def format_items(items: list[dict], options: BulkOptions, columns: CsvColumns | 
 
 # -- the run --------------------------------------------------------------------------------
 def enrich_chunk(lookup, targets: list, options: BulkOptions, columns: CsvColumns | None):
-    items = select_items(lookup.lookup_many(targets, options.lang), options.selection)
+    items = select_items(lookup.lookup_many(targets, options.lang, hostname=options.hostname), options.selection)
     return format_items(items, options, columns)
 
 
@@ -210,7 +211,7 @@ def run_bulk(make_lookup: Callable, stream: BinaryIO, out: BinaryIO, options: Bu
              progress: "Progress | None" = None) -> BulkReport:
     """Look up every target of `stream` and write the items to `out`, in input order.
     `make_lookup()` builds the lookup service (once here, or once in each worker process)."""
-    columns = CsvColumns(options.selection) if options.format == "csv" else None
+    columns = CsvColumns(options.selection, options.hostname) if options.format == "csv" else None
     report = BulkReport()
     if columns is not None:
         out.write(columns.header())

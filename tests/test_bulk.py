@@ -193,3 +193,15 @@ def test_bench_figure_runs_on_a_small_file(tmp_path, city_db):
     assert figure["ratio"] == round(figure["bulk_addresses_per_s"] / figure["bare_get_addresses_per_s"], 2)
     (row,) = figure["table_rows"]
     assert row[0].startswith("8. Bulk: cli.py lookup --file, 300 IPv4 lines, --jobs 2")
+
+
+def test_hostname_in_bulk_and_json(tmp_path, city_db, dns_server):
+    source = tmp_path / "in.txt"
+    source.write_text("81.2.69.160\n81.2.69.170\n")
+    done = cli(["--file", str(source), "--hostname", "--format", "csv"], env_for(city_db, dns_server))
+    rows = list(csv.reader(io.StringIO(done.stdout.decode())))
+    assert done.returncode == 0 and rows[0][-2:] == ["hostname.name", "hostname.verified"]
+    assert rows[1][-2:] == ["london.test.example", "true"] and rows[2][-2:] == ["", "false"]
+    done = cli(["--json", "--hostname", "81.2.69.160"], env_for(city_db, dns_server))
+    assert json.loads(done.stdout)["results"][0]["hostname"] == {"name": "london.test.example", "verified": True,
+                                                                  "error": None}

@@ -139,3 +139,12 @@ def test_a_bad_file_degrades_readyz_and_keeps_serving(make_app, feed):
     report = client.get("/readyz").get_json()
     assert report["status"] == "degraded"
     assert report["overlay"]["files"][0]["problems"] == ["line 8: unknown country code 'QQ' (ISO 3166-1 alpha-2 expected)"]
+
+
+def test_the_page_shows_overlay_answers(overlay_client):
+    response = overlay_client.get("/?q=10.8.1.2")
+    assert response.status_code == 200
+    text = response.get_data(as_text=True).split('<template id="card-template">')[0]
+    assert "Amsterdam" in text and "Corrected by" in text and "offices.csv (10.8.0.0/16)" in text
+    plain = overlay_client.get("/?q=2.2.4.4").get_data(as_text=True).split('<template id="card-template">')[0]
+    assert 'data-row="overlay" hidden' in plain

@@ -19,6 +19,7 @@ FILE_OPTIONS = [
     click.option("--format", "output_format", type=click.Choice(FORMATS), default="jsonl", show_default=True,
                  help="With --file: JSON Lines, or CSV with one column per field."),
     click.option("--fields", help="Only these paths of each result, e.g. city.name,country.iso_code,location."),
+    click.option("--hostname", is_flag=True, help="Add each result's hostname (PTR name, forward-confirmed)."),
     click.option("--output", type=click.File("wb"), help="With --file: write here instead of stdout."),
     click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
                  help="With --file: worker processes (for large inputs)."),
@@ -38,8 +39,9 @@ def selection_option(fields: str | None):
         raise click.BadParameter(error.message, param_hint="--fields") from None
 
 
-def run_file_lookup(make_lookup, input_file, output, output_format, column, fields, jobs, lang) -> None:
-    options = BulkOptions(format=output_format, column=column, selection=selection_option(fields), lang=lang, jobs=jobs)
+def run_file_lookup(make_lookup, input_file, output, output_format, column, fields, jobs, lang, hostname) -> None:
+    options = BulkOptions(format=output_format, column=column, selection=selection_option(fields), lang=lang,
+                          jobs=jobs, hostname=hostname)
     out = output or sys.stdout.buffer
     progress = Progress(sys.stderr, input_size(input_file)) if sys.stderr.isatty() else None
     try:

@@ -242,7 +242,13 @@ def card_view(result: dict) -> dict:
         "map": world_map,
         "map_label": world_map["label"] if world_map else None,
         "osm_url": osm_url(location),
+        "overlay": overlay_text(result.get("overlay")),
     }
+
+
+def overlay_text(overlay: dict | None) -> str | None:
+    """Which of the operator's own geofeed entries corrected this result."""
+    return f"{overlay['file']} ({overlay['prefix']})" if overlay else None
 
 
 def coordinates_text(location: dict) -> str | None:

@@ -93,7 +93,12 @@ export function cardView(result, errorTitle) {
     map: worldMap,
     map_label: worldMap ? worldMap.label : null,
     osm_url: osmUrl(location),
+    overlay: overlayText(result.overlay),
   };
+}
+
+export function overlayText(overlay) {
+  return overlay ? `${overlay.file} (${overlay.prefix})` : null;
 }
 
 function isNumber(value) {
