@@ -24,6 +24,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 
 import orjson
 
+from .lookup_json import SerializedLookups
 from .fields import DOCUMENT_PATHS, Selection, allowed_paths, parse_fields, select_items
 from .textlines import bounded_lines
 
@@ -191,20 +192,34 @@ def format_items(items: list[dict], options: BulkOptions, columns: CsvColumns | 
 
 
 # -- the run --------------------------------------------------------------------------------
-def enrich_chunk(lookup, targets: list, options: BulkOptions, columns: CsvColumns | None):
-    items = select_items(lookup.lookup_many(targets, options.lang, hostname=options.hostname), options.selection)
-    return format_items(items, options, columns)
+class ChunkEnricher:
+    """One process's lookups of chunks: JSON Lines from SerializedLookups (templates per record
+    pair, kept across chunks), CSV and hostnames from the documents themselves."""
+
+    def __init__(self, lookup, options: BulkOptions, columns: CsvColumns | None):
+        self.lookup, self.options, self.columns = lookup, options, columns
+        self.serialized = (SerializedLookups(lookup, options.lang, options.selection)
+                           if columns is None and not options.hostname else None)
+
+    def __call__(self, targets: list) -> tuple[bytes, int, int]:
+        if self.serialized is not None:
+            lines, failed, located = self.serialized.many(targets)
+            return b"\n".join(lines) + b"\n", failed, located
+        options = self.options
+        items = select_items(self.lookup.lookup_many(targets, options.lang, hostname=options.hostname),
+                             options.selection)
+        return format_items(items, options, self.columns)
 
 
 _worker: dict = {}
 
 
 def _worker_start(make_lookup, options, columns):
-    _worker.update(lookup=make_lookup(), options=options, columns=columns)
+    _worker["enrich"] = ChunkEnricher(make_lookup(), options, columns)
 
 
 def _worker_chunk(targets: list):
-    return enrich_chunk(_worker["lookup"], targets, _worker["options"], _worker["columns"])
+    return _worker["enrich"](targets)
 
 
 def run_bulk(make_lookup: Callable, stream: BinaryIO, out: BinaryIO, options: BulkOptions,
@@ -227,9 +242,9 @@ def run_bulk(make_lookup: Callable, stream: BinaryIO, out: BinaryIO, options: Bu
             progress.update(report, stream)
 
     if options.jobs <= 1:
-        lookup = make_lookup()
+        enrich = ChunkEnricher(make_lookup(), options, columns)
         for chunk in targets:
-            write(len(chunk), enrich_chunk(lookup, chunk, options, columns))
+            write(len(chunk), enrich(chunk))
     else:
         # fork: the workers inherit make_lookup; they build their services after the fork.
         context = multiprocessing.get_context("fork")

@@ -329,15 +329,20 @@ class LookupService:
             located = asn_db.locate(address, text)
             if located is None:
                 return None, None
-            version, record = located.version, located.record
-            owner = self.asn_cache.get(version, record) if record is not None else None
-            if owner is None:
-                owner = document.asn_owner(asn_db.read(located))
-                if record is not None:
-                    self.asn_cache.put(version, record, owner)
+            owner = self._owner_of(located)
         except DatabaseUnavailable:
             return None, None
         return owner, located.network
+
+    def _owner_of(self, located) -> tuple:
+        """(number, organization) of a located ASN record, kept per record of its version."""
+        version, record = located.version, located.record
+        owner = self.asn_cache.get(version, record) if record is not None else None
+        if owner is None:
+            owner = document.asn_owner(self.asn_db.read(located))
+            if record is not None:
+                self.asn_cache.put(version, record, owner)
+        return owner
 
     def _timezone(self, shaped: document.ShapedRecord) -> dict:
         # The block itself is built per lookup (it carries the local time); what it names is kept.

@@ -205,3 +205,32 @@ def test_hostname_in_bulk_and_json(tmp_path, city_db, dns_server):
     done = cli(["--json", "--hostname", "81.2.69.160"], env_for(city_db, dns_server))
     assert json.loads(done.stdout)["results"][0]["hostname"] == {"name": "london.test.example", "verified": True,
                                                                   "error": None}
+
+
+@pytest.mark.parametrize("fields", [None, "city.name,asn.number,timezone.name,network", "asn", "country,overlay"])
+def test_serialised_lookups_give_the_documents_bytes(tmp_path, city_db, fields, monkeypatch):
+    """The bulk JSON path (templates per City record) against orjson.dumps of the documents."""
+    import orjson
+
+    from app import document
+    monkeypatch.setattr(document.time, "time", lambda: 1_780_000_000.0)  # one second: the same local times
+
+    from app.fields import select_items
+    from app.lookup_json import SerializedLookups
+    from tests.support.city_fixtures import write_asn_db
+
+    feed = tmp_path / "feed.csv"
+    feed.write_text("81.2.69.144/28,GB,GB-ENG,Cambridge,\n")
+    config = make_config(city_db_path=str(city_db), asn_db_path=str(write_asn_db(tmp_path / "asn.mmdb")),
+                         overlay_sources=(str(feed),))
+    service = Services(config).lookup
+    selection = parse_fields(fields)
+    targets = ([f"81.2.69.{i}" for i in range(0, 256, 7)] + [f"2.2.{i}.4" for i in range(0, 256, 9)]
+               + ["8.8.8.8", "9.9.9.9", "3.0.1.1", "10.0.0.1", "8.8.8", " 81.2.69.160", "2001:218::1", "81.2.69.150"])
+    serialised = SerializedLookups(service, "de", selection)
+    for _ in range(2):  # templates made, then used
+        lines, failed, located = serialised.many(targets)
+        expected = select_items(service.lookup_many(targets, "de"), selection)
+        assert lines == [orjson.dumps(item) for item in expected]
+        assert failed == sum("error" in item for item in expected)
+    assert serialised.templated > len(targets)  # most lines of the second pass came from templates
