@@ -95,11 +95,24 @@ def test_generated_requests_conform(case, geoip_app):
         _check_batch_refusal(case.body, response)
 
 
+def _valid_options(body: dict) -> bool:
+    from app.errors import GeoIPError
+    from app.fields import parse_fields
+    from app.http.api import wants_hostname
+    try:
+        wants_hostname(body.get("hostname"))
+        parse_fields(body.get("fields"))
+    except GeoIPError:
+        return False
+    return True
+
+
 def _check_batch_refusal(body, response) -> None:
-    """A body that is not {"targets": [...], "lang"?: str} is refused whole; any other body is
-    answered item by item, one result per target, in order."""
+    """A body that is not {"targets": [...], "lang"?: str, "hostname"?: bool, "fields"?: paths} is
+    refused whole; any other body is answered item by item, one result per target, in order."""
     well_formed = (isinstance(body, dict) and isinstance(body.get("targets"), list)
-                   and isinstance(body.get("lang", ""), str) and len(body["targets"]) <= 1000)
+                   and isinstance(body.get("lang", ""), str) and len(body["targets"]) <= 1000
+                   and _valid_options(body))
     if not well_formed:
         assert response.status_code in (400, 413), (body, response.status_code)
         return
