@@ -10,7 +10,7 @@ export GEOIP_CITY_DB
 
 # System packages the suite drives for real (PostGIS, Nginx, Chromium, load tools).
 RUN_APT := python3-venv python3-dev libpq-dev libmaxminddb-dev gcc nginx
-TEST_APT := $(RUN_APT) postgresql-15-postgis-3 nginx chromium wrk apache2-utils fonts-noto-color-emoji docker-compose
+TEST_APT := $(RUN_APT) postgresql-15-postgis-3 nginx chromium wrk apache2-utils fonts-noto-color-emoji docker-compose prometheus
 
 .PHONY: run test e2e bench sysdeps-run sysdeps-test venv venv-dev city-db clean
 

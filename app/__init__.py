@@ -27,8 +27,12 @@ def create_app(config: Config | None = None, services=None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False
-    app.extensions["geoip"] = services or Services(config)
+    app.extensions["geoip"] = services = services or Services(config)
     app.url_map.converters["target"] = TargetConverter
+    wrap_metrics = None
+    if services.config.metrics_enabled:
+        from .metrics import install
+        wrap_metrics = app.extensions["geoip_metrics"] = install(services)  # before anything takes services.lookup
 
     from .http.api import api
     from .http.geoip_compat import geoip_compat
@@ -40,8 +44,9 @@ def create_app(config: Config | None = None, services=None) -> Flask:
     app.register_error_handler(Exception, _handle_error)
     app.after_request(_security_headers)
     # The fast path answers IP lookups only; everything it passes on is stamped on arrival.
-    app.wsgi_app = LookupFastPath(ArrivalStamp(app.wsgi_app, app.extensions["geoip"].resolver.clock),
-                                  app.extensions["geoip"])
+    app.wsgi_app = LookupFastPath(ArrivalStamp(app.wsgi_app, services.resolver.clock), services)
+    if wrap_metrics is not None:
+        app.wsgi_app = wrap_metrics(app.wsgi_app)
     return app
 
 

@@ -50,6 +50,10 @@ class Config:
     db_source_label: str | None = None
     pull: "PullConfig | None" = None  # set when this replica pulls its databases from the updater (DB_PULL_URL)
     worker_memory_limit_mb: int = 256
+    metrics_enabled: bool = True
+    metrics_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
+        default_factory=lambda: (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
@@ -83,6 +87,8 @@ class Config:
             pull=PullConfig.from_env(env),
             worker_memory_limit_mb=int(reader.number("GEOIP_WORKER_MEMORY_LIMIT_MB", cls.worker_memory_limit_mb,
                                                      0, 1_000_000, integer=True)),
+            metrics_enabled=reader.flag("METRICS_ENABLED", cls.metrics_enabled),
+            metrics_allow=reader.networks("METRICS_ALLOW", "127.0.0.0/8,::1/128"),
         )
 
 
@@ -116,6 +122,16 @@ class _Reader:
     def paths(self, name: str) -> tuple[str, ...]:
         value = self._raw(name)
         return () if value is None else tuple(_split(value))
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self._raw(name)
+        if value is None:
+            return default
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
 
     def nameservers(self, name: str) -> tuple[Nameserver, ...]:
         value = self._raw(name)

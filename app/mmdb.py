@@ -126,6 +126,7 @@ class MmdbDatabase:
         self._failed_signature = None
         self.last_error: str | None = None
         self.reloads = 0
+        self.load_failures = 0  # file versions that could not be opened (each counted once)
         self._lock = threading.Lock()
         self._make = self.table.make
         self._count = len(self.table.fields)
@@ -253,6 +254,7 @@ class MmdbDatabase:
             reader, info = self.open_reader(copy)
         except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
             self._failed_signature = signature
+            self.load_failures += 1
             self.last_error = f"{self.kind} database file could not be opened: {exc}"
             return True
         native, problem = open_native_reader(copy, reader, info.ip_version, self.table)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from .asndb import AsnDatabase
 from .citydb import CityDatabase
@@ -13,6 +14,14 @@ from .lookup import ASN_ATTRIBUTIONS, ATTRIBUTIONS, LookupService
 from .overlay import Overlay
 from .resolver import DnsResolver
 from .timezones import open_timezone_index
+
+
+@dataclass(frozen=True)
+class SourceVersion:
+    """A database the answers come from and the version of it serving now."""
+    name: str
+    build_epoch: int | None  # None: not loaded
+    version: str | None  # the same on every replica serving the same file (an ETag input)
 
 
 class Services:
@@ -56,6 +65,16 @@ class Services:
             listed.append(("asn", self.asn_db, self.config.asn_db_max_age_days, None, ASN_ATTRIBUTIONS,
                            self.lookup.asn_cache))
         return listed
+
+    def loaded_sources(self) -> list[SourceVersion]:
+        """Every database answers are made from, with the version serving now (for /metrics and
+        the ETag of answers, app/http/caching.py), from databases(); a new adapter adds its database there."""
+        sources = []
+        for kind, database, *_ in self.databases():
+            info = database.info
+            sources.append(SourceVersion(kind, info.build_epoch, f"{info.database_type}/{info.build_epoch}/"
+                                         f"{info.node_count}") if info else SourceVersion(kind, None, None))
+        return sources
 
     def readiness(self) -> dict:
         """What /readyz and `cli.py status` report. "unavailable" only when no City DB is loaded;

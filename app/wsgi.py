@@ -17,3 +17,5 @@ except ImportError:
     uwsgi = None
 if uwsgi is not None and _services.config.worker_memory_limit_mb:
     MemoryGuard(_services.config.worker_memory_limit_mb * 2**20, others_settled=uwsgi_others_settled).start()
+if "geoip_metrics" in application.extensions:
+    application.extensions["geoip_metrics"].worker_counters.start()

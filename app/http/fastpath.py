@@ -21,6 +21,9 @@ class LookupFastPath:
     def __init__(self, flask_wsgi, services):
         self.flask_wsgi = flask_wsgi
         self.services = services
+        # Failures go to Flask, which looks the target up again: with metrics on, only that second
+        # attempt counts a failure (app/metrics/instruments.py).
+        self.lookup = getattr(services.lookup, "first_try", services.lookup.lookup)
         self.headers = [*SECURITY_HEADERS, *cors_headers(services.config.cors_allow_origin, "GET", PREFIX)]
         self.answered = 0
 
@@ -32,7 +35,7 @@ class LookupFastPath:
             # IP literals only: a domain may wait on DNS, and its errors would then be resolved twice.
             if target and _IP_CHARACTERS.issuperset(target) and (":" in target or "." in target):
                 try:
-                    body, headers = lookup_answer(self.services, target, "en")
+                    body, headers = lookup_answer(self.services, target, "en", lookup=self.lookup)
                 except Exception:  # noqa: BLE001 - errors, even unexpected ones, get the app's one handler
                     return self.flask_wsgi(environ, start_response)
                 self.answered += 1

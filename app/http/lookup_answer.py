@@ -14,11 +14,12 @@ CONTENT_TYPE = JSON_TYPE + "; charset=utf-8"
 
 
 def lookup_answer(services, target: str, lang: str, arrived: float | None = None, *, hostname: bool = False,
-                  selection=None) -> tuple[bytes, list[tuple[str, str]]]:
+                  selection=None, lookup=None) -> tuple[bytes, list[tuple[str, str]]]:
     """(body, headers) of a 200 answer for one target; a GeoIPError for anything else. `arrived`:
     when the request came in (app/http/arrival.py), from which its DNS budget counts; `hostname`
-    adds the results' host names; `selection` (fields.parse_fields) cuts the document."""
-    found = services.lookup.lookup(target, lang, arrived, hostname=hostname)
+    adds the results' host names; `selection` (fields.parse_fields) cuts the document; `lookup`:
+    the service's lookup method to use (the fast path's counts only successes, app/metrics)."""
+    found = (lookup or services.lookup.lookup)(target, lang, arrived, hostname=hostname)
     return document_answer(found if selection is None else select_document(found, selection))
 
 
