@@ -17,6 +17,8 @@ import dns.resolver
 import dns.reversename
 
 from .config import Nameserver
+from .errors import DnsFailure
+from .resolver import dnspython_resolver
 from .deadline import Deadline
 
 # Reasons a hostname is missing (the codes a result carries).
@@ -51,21 +53,13 @@ class HostnameResolver:
         self._lock = threading.Lock()
 
     def _setup(self) -> dns.resolver.Resolver | None:
+        # Built on first use (after uWSGI forks), without dnspython's cache: the service keeps answers.
         with self._lock:
             if self._resolver is None:
-                if self.nameservers:
-                    resolver = dns.resolver.Resolver(configure=False)
-                    resolver.nameservers = [server.host for server in self.nameservers]
-                    resolver.nameserver_ports = {server.host: server.port for server in self.nameservers}
-                    resolver.port = self.nameservers[0].port
-                else:
-                    try:
-                        resolver = dns.resolver.Resolver()
-                    except dns.resolver.NoResolverConfiguration:
-                        return None
-                resolver.cache = None
-                resolver.timeout = resolver.lifetime = self.timeout
-                self._resolver = resolver
+                try:
+                    self._resolver = dnspython_resolver(self.nameservers, self.timeout)
+                except DnsFailure:
+                    return None
             return self._resolver
 
     def lookup(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, deadline: Deadline | None = None) -> Hostname:

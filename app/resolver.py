@@ -32,6 +32,24 @@ class Resolution:
     addresses: tuple[str, ...]
 
 
+def dnspython_resolver(nameservers: tuple[Nameserver, ...], timeout: float, cache_size: int = 0) -> dns.resolver.Resolver:
+    """A dnspython resolver asking `nameservers` (the system's when empty), with `timeout` per
+    query and an answer cache of `cache_size` (none at 0). DnsFailure when there is no server."""
+    if nameservers:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [server.host for server in nameservers]
+        resolver.nameserver_ports = {server.host: server.port for server in nameservers}
+        resolver.port = nameservers[0].port
+    else:
+        try:
+            resolver = dns.resolver.Resolver()
+        except dns.resolver.NoResolverConfiguration:
+            raise DnsFailure("No DNS server is configured.") from None
+    resolver.cache = dns.resolver.LRUCache(cache_size) if cache_size else None
+    resolver.timeout = resolver.lifetime = timeout
+    return resolver
+
+
 class DnsResolver:
     def __init__(self, nameservers: tuple[Nameserver, ...] = (), timeout: float = 2.0, cache_size: int = 10_000,
                  pool_size: int = 32, clock: Clock = time.monotonic):
@@ -48,19 +66,7 @@ class DnsResolver:
         # Built on first use, i.e. after uWSGI forks: threads do not survive a fork.
         with self._lock:
             if self._resolver is None:
-                if self.nameservers:
-                    resolver = dns.resolver.Resolver(configure=False)
-                    resolver.nameservers = [server.host for server in self.nameservers]
-                    resolver.nameserver_ports = {server.host: server.port for server in self.nameservers}
-                    resolver.port = self.nameservers[0].port
-                else:
-                    try:
-                        resolver = dns.resolver.Resolver()
-                    except dns.resolver.NoResolverConfiguration:
-                        raise DnsFailure("No DNS server is configured.") from None
-                resolver.cache = dns.resolver.LRUCache(self.cache_size) if self.cache_size else None
-                resolver.timeout = self.timeout
-                resolver.lifetime = self.timeout
+                resolver = dnspython_resolver(self.nameservers, self.timeout, self.cache_size)
                 self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.pool_size, thread_name_prefix="dns")
                 self._resolver = resolver
         return self._resolver, self._pool

@@ -119,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     figure("memory", lambda: bench_memory.measure(main_file, located, worker_counts=sizes["memory_workers"],
                                                   fill_addresses=located_all))
     figure("coldstart", lambda: bench_coldstart.measure(main_file, located[0], repeats=sizes["coldstart_repeats"]))
-    figure("bulk", lambda: bench_bulk.measure(main_file, lines=sizes["bulk_lines"],
-                                              directory=args.out if args.quick else None))
+    figure("bulk", lambda: bench_bulk.measure(
+        main_file, None if args.quick else getattr(asn_files.ip_location_db_asn(), "path", None),
+        lines=sizes["bulk_lines"], directory=args.out if args.quick else None))
 
     if "timezones" in results["figures"] and results["figures"]["timezones"].get("skipped"):
         results["skipped"]["timezones"] = results["figures"].pop("timezones")["skipped"]

@@ -44,9 +44,10 @@ def city(port: int, target: str = ADDRESS) -> tuple[int, str | None]:
 
 def wait_for(port: int, name: str, consecutive: int = 40, timeout: float = 20.0) -> None:
     """Until `consecutive` fresh connections in a row (spread over the workers) answer `name`."""
-    deadline, streak = time.monotonic() + timeout, 0
+    deadline, streak, status, seen = time.monotonic() + timeout, 0, None, None
     while streak < consecutive:
-        assert time.monotonic() < deadline, f"{name} not served by every worker within {timeout} s (last answer: {status} {seen})"
+        assert time.monotonic() < deadline, (f"{name} not served by every worker within {timeout} s "
+                                             f"(last answer: {status} {seen})")
         status, seen = city(port)
         streak = streak + 1 if (status, seen) == (200, name) else 0
 
