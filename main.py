@@ -3,8 +3,8 @@
 import argparse
 import sys
 
-from app import create_app
-from app.config import ConfigError
+from app import create_app, logs
+from app.config import Config, ConfigError
 
 
 def main(argv=None) -> int:
@@ -14,7 +14,9 @@ def main(argv=None) -> int:
     parser.add_argument("--debug", action="store_true", help="Flask debug mode (reloader, debugger): never in production")
     args = parser.parse_args(argv)
     try:
-        app = create_app()
+        config = Config.from_env()
+        logs.configure(config.log_level)
+        app = create_app(config)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

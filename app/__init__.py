@@ -11,6 +11,7 @@ from .config import Config
 from .errors import BadRequest, GeoIPError, MethodNotAllowed, NotFound, PayloadTooLarge
 from .http.arrival import ArrivalStamp
 from .http.fastpath import LookupFastPath
+from .logs import RequestId
 from .http.headers import SECURITY_HEADERS, cors_headers
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def create_app(config: Config | None = None, services=None) -> Flask:
     app.wsgi_app = LookupFastPath(ArrivalStamp(app.wsgi_app, services.resolver.clock), services)
     if wrap_metrics is not None:
         app.wsgi_app = wrap_metrics(app.wsgi_app)
+    app.wsgi_app = RequestId(app.wsgi_app)
     return app
 
 

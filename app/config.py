@@ -51,6 +51,7 @@ class Config:
     pull: "PullConfig | None" = None  # set when this replica pulls its databases from the updater (DB_PULL_URL)
     worker_memory_limit_mb: int = 256
     metrics_enabled: bool = True
+    log_level: str = "INFO"
     metrics_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
         default_factory=lambda: (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
     )
@@ -88,6 +89,7 @@ class Config:
             worker_memory_limit_mb=int(reader.number("GEOIP_WORKER_MEMORY_LIMIT_MB", cls.worker_memory_limit_mb,
                                                      0, 1_000_000, integer=True)),
             metrics_enabled=reader.flag("METRICS_ENABLED", cls.metrics_enabled),
+            log_level=reader.choice("LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
             metrics_allow=reader.networks("METRICS_ALLOW", "127.0.0.0/8,::1/128"),
         )
 
@@ -122,6 +124,14 @@ class _Reader:
     def paths(self, name: str) -> tuple[str, ...]:
         value = self._raw(name)
         return () if value is None else tuple(_split(value))
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self._raw(name)
+        if value is None:
+            return default
+        if value.upper() not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value.upper()
 
     def flag(self, name: str, default: bool) -> bool:
         value = self._raw(name)

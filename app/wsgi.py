@@ -4,10 +4,13 @@ uWSGI loads this module in each worker before the worker accepts its first reque
 first lookups would otherwise open while requests wait (the City map, a time-zone finder) is
 opened here: a new or replaced worker never stalls the requests it takes.
 """
-from . import create_app
+from . import create_app, logs
+from .config import Config
 from .worker_memory import MemoryGuard, uwsgi_others_settled
 
-application = create_app()
+_config = Config.from_env()
+logs.configure(_config.log_level)
+application = create_app(_config)
 _services = application.extensions["geoip"]
 _services.warm_up()
 

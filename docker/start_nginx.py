@@ -11,6 +11,7 @@ a message naming the variable instead of producing a broken or injectable config
     TRUSTED_PROXIES    CIDRs allowed to set X-Forwarded-For (same as the app)   default loopback
     GEOIP_RATE_LIMIT   API requests per second per client address, 0 = off      default 20
     GEOIP_RATE_BURST   requests a client may send above the rate at once        default 100
+    GEOIP_ACCESS_LOG   on: one JSON line per request on stdout; off: none        default on
 
 `--test` renders the files and runs `nginx -t` instead of starting.
 """
@@ -68,6 +69,17 @@ def whole_number(environ, name: str, default: int, high: int) -> int:
     return int(value)
 
 
+def switch(environ, name: str, default: bool) -> bool:
+    value = environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no"):
+        return False
+    raise SettingError(f"{name} must be on or off, got {value!r}")
+
+
 def runtime_http_conf(environ, run_dir: Path) -> str:
     lines = [
         "# Written by docker/start_nginx.py from the environment at start; do not edit.",
@@ -79,6 +91,18 @@ def runtime_http_conf(environ, run_dir: Path) -> str:
     # when the connection comes from a trusted proxy; rate limits and the app then see the client.
     lines += [f"set_real_ip_from {network};" for network in trusted_proxies(environ)]
     lines += ["real_ip_header X-Forwarded-For;", "real_ip_recursive on;"]
+    # A request's id: the X-Request-ID a trusted proxy sent (a plain token up to 128 characters),
+    # else one Nginx makes; passed to uWSGI, returned to the client, in both logs.
+    lines += ["geo $realip_remote_addr $geoip_trusted_peer {", "    default 0;",
+              *[f"    {network} 1;" for network in trusted_proxies(environ)], "}",
+              'map "$geoip_trusted_peer:$http_x_request_id" $geoip_request_id {',
+              '    "~^1:(?<forwarded_request_id>[A-Za-z0-9][A-Za-z0-9._:-]{0,127})$" $forwarded_request_id;',
+              "    default $request_id;", "}"]
+    if switch(environ, "GEOIP_ACCESS_LOG", True):
+        # 4 KB: a write of at most PIPE_BUF bytes reaches the pipe whole, never interleaved.
+        lines.append("access_log /dev/stdout geoip_json buffer=4k flush=1s;")
+    else:
+        lines.append("access_log off;")
     rate = whole_number(environ, "GEOIP_RATE_LIMIT", 20, 100_000)
     burst = whole_number(environ, "GEOIP_RATE_BURST", 100, 1_000_000)
     if rate:
