@@ -48,10 +48,12 @@ class Services:
 
     def warm_up(self) -> None:
         """Open now what a worker's first lookup would otherwise open while requests wait on it
-        (the City and ASN maps and their native readers, a time-zone finder or the PostGIS pool).
+        (the City and ASN maps and their native readers, the overlay, a time-zone finder or the
+        PostGIS pool).
         app/wsgi.py calls it in each uWSGI worker before the worker accepts a request."""
         for _kind, database, *_rest in self.databases():
             database.info  # noqa: B018 - opens the file
+        self.overlay.status()  # reads and validates the geofeed files
         try:
             self.timezones.zone_at(0.0, 0.0)
         except TimezoneBackendUnavailable:

@@ -148,3 +148,10 @@ def test_the_page_shows_overlay_answers(overlay_client):
     assert "Amsterdam" in text and "Corrected by" in text and "offices.csv (10.8.0.0/16)" in text
     plain = overlay_client.get("/?q=2.2.4.4").get_data(as_text=True).split('<template id="card-template">')[0]
     assert 'data-row="overlay" hidden' in plain
+
+
+def test_warm_up_reads_the_overlay_before_the_first_request(make_app, feed):
+    services = make_app(overlay_sources=(str(feed.parent),)).extensions["geoip"]
+    assert services.overlay.reloads == 0
+    services.warm_up()
+    assert services.overlay.reloads == 1 and services.overlay.status()["entries"] == 6
