@@ -10,6 +10,7 @@ from werkzeug.routing import PathConverter
 from .config import Config
 from .errors import BadRequest, GeoIPError, MethodNotAllowed, NotFound, PayloadTooLarge
 from .http.arrival import ArrivalStamp
+from .http import caching
 from .http.fastpath import LookupFastPath
 from .logs import RequestId
 from .http.headers import SECURITY_HEADERS, cors_headers
@@ -77,6 +78,8 @@ def _handle_error(error: Exception):
                 else json_response(error_payload(error), error.status))
     if allow:
         response.headers["Allow"] = ", ".join(allow)
+    for name, value in caching.error_headers(error.code, error.status, current_app.extensions["geoip"].config.cache_max_age):
+        response.headers[name] = value
     return response
 
 

@@ -52,6 +52,7 @@ class Config:
     worker_memory_limit_mb: int = 256
     metrics_enabled: bool = True
     log_level: str = "INFO"
+    cache_max_age: int = 3600
     metrics_allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
         default_factory=lambda: (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
     )
@@ -89,6 +90,7 @@ class Config:
             worker_memory_limit_mb=int(reader.number("GEOIP_WORKER_MEMORY_LIMIT_MB", cls.worker_memory_limit_mb,
                                                      0, 1_000_000, integer=True)),
             metrics_enabled=reader.flag("METRICS_ENABLED", cls.metrics_enabled),
+            cache_max_age=int(reader.number("CACHE_MAX_AGE", cls.cache_max_age, 0, 86400, integer=True)),
             log_level=reader.choice("LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
             metrics_allow=reader.networks("METRICS_ALLOW", "127.0.0.0/8,::1/128"),
         )

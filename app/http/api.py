@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, redirect, request, url_for
 from ..document import preferred_language
 from ..errors import BadRequest, BatchTooLarge, DatabaseUnavailable
 from ..fields import parse_fields, select_document, select_items
+from . import caching
 from .arrival import arrived
 from .client_address import client_address
 from .lookup_answer import document_answer, lookup_answer
@@ -34,6 +35,8 @@ def caller_address() -> str:
 
 def _answer(answer) -> Response:
     body, headers = answer
+    if caching.not_modified(request.headers.get("If-None-Match"), headers):
+        return Response(status=304, headers=caching.not_modified_headers(headers))
     return Response(body, 200, headers=headers)
 
 

@@ -10,6 +10,7 @@ failures become responses. tests/test_fastpath.py checks that both paths give id
 """
 from __future__ import annotations
 
+from . import caching
 from .headers import SECURITY_HEADERS, cors_headers
 from .lookup_answer import lookup_answer
 
@@ -39,6 +40,9 @@ class LookupFastPath:
                 except Exception:  # noqa: BLE001 - errors, even unexpected ones, get the app's one handler
                     return self.flask_wsgi(environ, start_response)
                 self.answered += 1
+                if caching.not_modified(environ.get("HTTP_IF_NONE_MATCH"), headers):
+                    start_response("304 NOT MODIFIED", [*caching.not_modified_headers(headers), *self.headers])
+                    return []
                 start_response("200 OK", [*headers, *self.headers, ("Content-Length", str(len(body)))])
                 return [body]
         return self.flask_wsgi(environ, start_response)

@@ -7,7 +7,10 @@ the answer (caching, validators) goes here, once.
 """
 from __future__ import annotations
 
+import json
+
 from ..fields import select_document
+from . import caching
 from .responses import JSON_TYPE, json_bytes
 
 CONTENT_TYPE = JSON_TYPE + "; charset=utf-8"
@@ -20,9 +23,12 @@ def lookup_answer(services, target: str, lang: str, arrived: float | None = None
     adds the results' host names; `selection` (fields.parse_fields) cuts the document; `lookup`:
     the service's lookup method to use (the fast path's counts only successes, app/metrics)."""
     found = (lookup or services.lookup.lookup)(target, lang, arrived, hostname=hostname)
-    return document_answer(found if selection is None else select_document(found, selection))
+    body, headers = document_answer(found if selection is None else select_document(found, selection), cache=None)
+    options = f"{int(hostname)}|{json.dumps(selection, sort_keys=True) if selection is not None else ''}"
+    return body, headers + caching.answer_headers(services, found, lang, options)
 
 
-def document_answer(document: dict) -> tuple[bytes, list[tuple[str, str]]]:
-    """(body, headers) of a 200 answer carrying a lookup document (single, `me`, batch)."""
-    return json_bytes(document), [("Content-Type", CONTENT_TYPE)]
+def document_answer(document: dict, cache=(caching.PRIVATE,)) -> tuple[bytes, list[tuple[str, str]]]:
+    """(body, headers) of a 200 answer carrying a lookup document; `cache`: its caching headers
+    (by default those of an answer about the caller, `me`)."""
+    return json_bytes(document), [("Content-Type", CONTENT_TYPE), *(cache or ())]
