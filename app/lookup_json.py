@@ -31,12 +31,12 @@ _inet_pton, _AF_INET, _IPv4 = socket.inet_pton, socket.AF_INET, ipaddress.IPv4Ad
 
 
 class SerializedLookups:
-    def __init__(self, service, lang: str = "en", selection: Selection | None = None, capacity: int = 50_000):
+    def __init__(self, service, lang: str = "en", selection: Selection | None = None, capacity: int = 30_000):
         self.service = service
         self.lang = lang
         self.selection = selection
         self.capacity = capacity
-        self._templates: OrderedDict = OrderedDict()  # per City record: about 1 KB each
+        self._templates: OrderedDict = OrderedDict()  # per City record: about 1.5 KB each
         self._timezones: dict[int, tuple[dict, bytes]] = {}
         self._asn: dict = {}  # per ASN record: its block's JSON around the network
         self.templated = self.slow = 0
@@ -176,7 +176,9 @@ class SerializedLookups:
             parts.append(rest[:position])
             slots.append(slot)
             rest = rest[position + len(_MARKS[slot]):]
-        template = (parts, slots, shaped)
+        # What the time zone is worked out from is all a template keeps of the shaped record.
+        template = (parts, slots, shaped._replace(city=None, subdivisions=None, country=None, continent=None,
+                                                  registered_country=None, postal=None))
         # Used only when it gives back the document it was made from, byte for byte (a second
         # that ends meanwhile moves the local time: the next line of this record makes it again).
         if self._render(template, raw, city.network, asn) != encoded:
