@@ -116,6 +116,11 @@ def status(as_json):
             click.echo(f"updates:      {line}")
         click.echo(f"time zones:   {tz.get('backend')} ({tz.get('state')})"
                    + (f": {tz['detail']}" if tz.get("detail") else ""))
+        for file in report["overlay"]["files"]:
+            click.echo(f"overlay:      {file['path']}: {file['entries']} entries"
+                       + (f", loaded {file['loaded_at']}" if file["loaded_at"] else ""))
+            for problem in file["problems"]:
+                click.echo(f"  problem:    {problem}")
     sys.exit(0 if report["status"] != "unavailable" else 1)
 
 

@@ -227,3 +227,13 @@ def test_cli_check_overlay(tmp_path):
     report = json.loads(cli("check-overlay", "--json", str(good), str(bad)).stdout)
     assert report["valid"] is False and len(report["problems"]) == 1
     assert cli("check-overlay", str(tmp_path / "empty-dir-does-not-exist")).returncode == 1
+
+
+def test_a_fifo_or_a_device_is_refused_without_reading(tmp_path):
+    fifo = tmp_path / "feed.csv"
+    os.mkfifo(fifo)
+    assert problems_of(fifo) == [(None, "is not a regular file")]
+    assert problems_of("/dev/zero") == [(None, "is not a regular file")]
+    overlay = Overlay((str(fifo),))
+    assert overlay.lookup(ip("192.0.2.1")) is None and overlay.status()["files"][0]["problems"] == [
+        "is not a regular file"]

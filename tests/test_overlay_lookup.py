@@ -155,3 +155,15 @@ def test_warm_up_reads_the_overlay_before_the_first_request(make_app, feed):
     assert services.overlay.reloads == 0
     services.warm_up()
     assert services.overlay.reloads == 1 and services.overlay.status()["entries"] == 6
+
+
+def test_cli_status_shows_the_overlay(feed, city_db):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEOIP_", "TZ_", "DNS_"))}
+    env.update(GEOIP_CITY_DB=str(city_db), GEOIP_OVERLAY=str(feed))
+    done = subprocess.run([sys.executable, "cli.py", "status"], cwd=Path(__file__).resolve().parent.parent, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and f"overlay:      {feed}: 6 entries, loaded " in done.stdout

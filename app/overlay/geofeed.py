@@ -15,6 +15,7 @@ import ipaddress
 import math
 import os
 import zoneinfo
+from stat import S_ISREG
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -105,6 +106,8 @@ def read_geofeed(path: str, *, max_bytes: int = MAX_FILE_BYTES) -> list[OverlayE
     name = path  # problems name the path as configured; entries name the file only (it shows in results)
     entry_file = os.path.basename(path)
     try:
+        if not S_ISREG(os.stat(path).st_mode):  # a FIFO or a device would block or never end
+            raise GeofeedError([Problem(name, None, "is not a regular file")])
         handle = open(path, "rb")
     except OSError as exc:
         raise GeofeedError([Problem(name, None, f"cannot be read ({exc.strerror})")]) from None
