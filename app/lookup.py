@@ -124,6 +124,7 @@ class LookupService:
         self.zones = ZoneCache(timezones, zone_cache_size)
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._database_blocks: dict = {}
+        self._database_pair = None  # (City version, ASN version, both blocks): every document's
         self._pool_lock = threading.Lock()
 
     # -- public ---------------------------------------------------------------------------
@@ -260,18 +261,27 @@ class LookupService:
                 return None
             return document.result(document.NO_CITY, text or str(address), asn_network,
                                    document.timezone_block(None, None), asn)
-        version, record = located.version, located.record
+        version, record, network, _decoded = located
         cache = self.city_cache
         key = (record, lang)
-        shaped = cache.get(version, key) if record is not None else None
+        if cache.version is version:  # SourceCache.get inlined (every lookup)
+            shaped = cache.entries.get(key)
+            if shaped is not None:
+                cache.hits += 1
+                try:
+                    cache.entries.move_to_end(key)
+                except KeyError:  # evicted by another thread meanwhile; the value is still good
+                    pass
+        else:
+            shaped = cache.get(version, key) if record is not None else None
         if shaped is None:
             shaped = document.shape_city(self.city_db.read(located, lang))
             if record is not None:
                 cache.put(version, key, shaped)
         asn = document.asn_block(owner, asn_network) if owner is not None else None
         if entry is not None:
-            return self._overlay_result(shaped, entry, lang, text or str(address), located.network, asn)
-        return document.result(shaped, text or str(address), located.network, self._timezone(shaped), asn)
+            return self._overlay_result(shaped, entry, lang, text or str(address), network, asn)
+        return document.result(shaped, text or str(address), network, self._timezone(shaped), asn)
 
     def _overlay_result(self, shaped, entry, lang: str, ip: str, network: str | None, asn) -> dict:
         """A result an overlay entry touched: the databases' record with what the entry sets
@@ -363,8 +373,13 @@ class LookupService:
     def _databases(self) -> tuple:
         """The `database` (City) and `asn_database` blocks: one per loaded file, shared by every
         document (never mutated)."""
+        cached = self._database_pair
+        if (cached is not None and cached[0] is self.city_db._loaded
+                and (self.asn_db is None or cached[1] is self.asn_db._loaded)):
+            return cached[2]
         city = self._database_block(self.city_db, ATTRIBUTIONS, self.source_label)
         asn = self._database_block(self.asn_db, ASN_ATTRIBUTIONS, None) if self.asn_db is not None else None
+        self._database_pair = (self.city_db.serving(), self.asn_db.serving() if self.asn_db else None, (city, asn))
         return city, asn
 
     def _database_block(self, database, attributions: dict, label: str | None):

@@ -93,10 +93,7 @@ class Located(NamedTuple):
     decoded: dict | None  # the decoded record, without the native reader
 
 
-def _located(*values) -> Located:
-    return tuple.__new__(Located, values)  # a NamedTuple's own __new__ is a Python call: this is C
-
-
+_new = tuple.__new__  # Located(...) is a Python-level __new__; tuple.__new__(Located, values) is C
 def _signature(stat: os.stat_result):
     return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
@@ -157,7 +154,7 @@ class MmdbDatabase:
                 record, prefix_len = loaded.reader.get_with_prefix_len(text or address)
                 if record is None:
                     return None
-                return _located(loaded, None, network_text(address, prefix_len), record)
+                return _new(Located, (loaded, None, network_text(address, prefix_len), record))
             offset, prefix_len, network = native.locate(int(address), address.version)
         except (maxminddb.InvalidDatabaseError, ValueError):
             raise self._damaged() from None
@@ -165,7 +162,7 @@ class MmdbDatabase:
             return None
         if network is None:  # the forms ipaddress writes its own way (::ffff:a.b.c.d)
             network = network_text(address, prefix_len)
-        return _located(loaded, offset, network, None)
+        return _new(Located, (loaded, offset, network, None))
 
     def read(self, located: Located, lang: str = "en"):
         """The hit at a located record (of the version it was located in), names in `lang`."""

@@ -18,7 +18,7 @@ from app.targets import is_reserved
 from tests.support.city_fixtures import STANDARD_ASN, backdate, write_asn_db
 from tests.test_geoip_compat import serve as tls_server, tls  # noqa: F401 (fixtures)
 
-GOOGLE = {"number": 15169, "organization": "Google LLC", "network": "8.8.8.0/24"}
+GOOGLE = {"number": 15169, "organization": "Google LLC", "network": "8.8.4.0/24"}
 
 
 @pytest.fixture
@@ -48,12 +48,12 @@ def test_both_databases_know_the_address(asn_client):
 
 
 def test_an_address_only_the_asn_file_knows_still_answers(asn_client):
-    doc = _result(asn_client, "8.8.8.8")
+    doc = _result(asn_client, "8.8.4.4")
     result = doc["results"][0]
-    assert result["asn"] == GOOGLE and result["network"] == "8.8.8.0/24"
+    assert result["asn"] == GOOGLE and result["network"] == "8.8.4.0/24"
     assert result["city"] == {"name": None, "geoname_id": None} and result["country"]["iso_code"] is None
     assert result["location"]["latitude"] is None and result["timezone"]["name"] is None
-    ipv6 = _result(asn_client, "2001:4860::8888")["results"][0]
+    ipv6 = _result(asn_client, "2001:4860::8844")["results"][0]
     assert ipv6["asn"] == dict(GOOGLE, network="2001:4860::/32")
 
 
@@ -70,7 +70,7 @@ def test_an_address_neither_knows_is_not_found(asn_client):
 def test_without_an_asn_database_asn_is_null_and_nothing_degrades(client):
     doc = _result(client, "81.2.69.160")
     assert doc["results"][0]["asn"] is None and doc["asn_database"] is None
-    assert client.get("/api/v1/lookup/8.8.8.8").status_code == 404
+    assert client.get("/api/v1/lookup/8.8.4.4").status_code == 404
     report = client.get("/readyz").get_json()
     asn = next(entry for entry in report["databases"] if entry["kind"] == "asn")
     assert asn["configured"] is False and "GEOIP_ASN_DB" in asn["detail"]
@@ -78,22 +78,22 @@ def test_without_an_asn_database_asn_is_null_and_nothing_degrades(client):
 
 
 def test_batch_domains_me_and_the_legacy_route_carry_asn(asn_client, make_app, asn_db):
-    body = asn_client.post("/api/v1/lookup", json={"targets": ["8.8.8.8", "81.2.69.160", "london.test.example",
+    body = asn_client.post("/api/v1/lookup", json={"targets": ["8.8.4.4", "81.2.69.160", "london.test.example",
                                                                "10.0.0.1"]}).get_json()["results"]
     assert body[0]["results"][0]["asn"] == GOOGLE
     assert body[1]["results"][0]["asn"]["number"] == 20712
     assert all("asn" in result for result in body[2]["results"])
     assert body[3]["error"]["code"] == "IP_ADDRESS_RESERVED"
-    legacy = asn_client.get("/8.8.8.8", headers={"Accept": "application/json"}).get_json()
+    legacy = asn_client.get("/8.8.4.4", headers={"Accept": "application/json"}).get_json()
     assert legacy["results"][0]["asn"] == GOOGLE
     me = make_app(asn_db_path=str(asn_db), trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),)).test_client()
-    response = me.get("/api/v1/lookup/me", headers={"X-Forwarded-For": "8.8.8.8"})
+    response = me.get("/api/v1/lookup/me", headers={"X-Forwarded-For": "8.8.4.4"})
     assert response.get_json()["results"][0]["asn"] == GOOGLE
 
 
 def test_the_fast_path_and_flask_answer_asn_alike(asn_client):
-    fast = asn_client.get("/api/v1/lookup/8.8.8.8")  # the fast path's request shape
-    flask = asn_client.get("/api/v1/lookup/8.8.8.8", headers={"Accept-Language": "en"})  # goes to Flask
+    fast = asn_client.get("/api/v1/lookup/8.8.4.4")  # the fast path's request shape
+    flask = asn_client.get("/api/v1/lookup/8.8.4.4", headers={"Accept-Language": "en"})  # goes to Flask
     assert fast.get_json()["results"][0]["asn"] == flask.get_json()["results"][0]["asn"] == GOOGLE
 
 
@@ -178,7 +178,7 @@ def test_a_stale_asn_database_degrades_readiness(make_app, tmp_path):
     assert report["status"] == "degraded" and report["databases"][1]["stale"] is True
     assert report["databases"][1]["age_days"] >= 40 and report["database"]["stale"] is False
     assert any(problem.startswith("asn:") and "days old" in problem for problem in report["problems"])
-    assert _result(client, "8.8.8.8")["results"][0]["asn"] == GOOGLE  # stale still answers
+    assert _result(client, "8.8.4.4")["results"][0]["asn"] == GOOGLE  # stale still answers
 
 
 def test_a_missing_asn_file_is_reported_and_city_still_answers(make_app, tmp_path):
@@ -203,7 +203,7 @@ def _wait_for(predicate, seconds=10.0):
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "city_file", "empty"])
 def test_a_bad_asn_file_is_refused_and_the_live_one_stays(make_app, asn_db, tmp_path, city_db, damage):
     client = make_app(asn_db_path=str(asn_db)).test_client()
-    assert _result(client, "8.8.8.8")["results"][0]["asn"] == GOOGLE
+    assert _result(client, "8.8.4.4")["results"][0]["asn"] == GOOGLE
     bad = tmp_path / "bad.mmdb"
     if damage == "truncated":
         bad.write_bytes(asn_db.read_bytes()[: asn_db.stat().st_size // 2])
@@ -217,7 +217,7 @@ def test_a_bad_asn_file_is_refused_and_the_live_one_stays(make_app, asn_db, tmp_
     services = client.application.extensions["geoip"]
     _wait_for(lambda: services.asn_db.info is not None and services.asn_db.last_error is not None)
     for _ in range(3):
-        assert _result(client, "8.8.8.8")["results"][0]["asn"] == GOOGLE  # the live one still answers
+        assert _result(client, "8.8.4.4")["results"][0]["asn"] == GOOGLE  # the live one still answers
     report = client.get("/readyz").get_json()
     assert report["status"] == "degraded" and "could not be opened" in report["databases"][1]["error"]
     if damage == "city_file":
@@ -226,7 +226,7 @@ def test_a_bad_asn_file_is_refused_and_the_live_one_stays(make_app, asn_db, tmp_
 
 def test_an_asn_file_offered_as_city_is_refused(make_app, asn_db):
     client = make_app(city_db_path=str(asn_db)).test_client()
-    response = client.get("/api/v1/lookup/8.8.8.8")
+    response = client.get("/api/v1/lookup/8.8.4.4")
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "DATABASE_UNAVAILABLE"
     assert "not a City database" in client.get("/readyz").get_json()["database"]["error"]
 
@@ -248,20 +248,20 @@ def test_a_damaged_asn_record_leaves_the_city_answer(make_app, asn_db, monkeypat
 
 def test_dbip_asn_lite_is_read_and_attributed(make_app, tmp_path):
     path = write_asn_db(tmp_path / "dbip-asn.mmdb", database_type="DBIP-ASN-Lite (compat=GeoLite2-ASN)")
-    doc = _result(make_app(asn_db_path=str(path)).test_client(), "8.8.8.8")
+    doc = _result(make_app(asn_db_path=str(path)).test_client(), "8.8.4.4")
     assert doc["results"][0]["asn"] == GOOGLE
     assert doc["asn_database"]["source"] == "dbip" and "DB-IP" in doc["asn_database"]["attribution"]
 
 
 def test_asn_swaps_under_load_fail_no_request(make_app, tmp_path):
-    path = write_asn_db(tmp_path / "asn.mmdb", {"8.8.8.0/24": (15169, "Gen 0")})
+    path = write_asn_db(tmp_path / "asn.mmdb", {"8.8.4.0/24": (15169, "Gen 0")})
     client_app = make_app(asn_db_path=str(path))
     failures, seen, stop = [], set(), threading.Event()
 
     def ask():
         client = client_app.test_client()
         while not stop.is_set():
-            response = client.get("/api/v1/lookup/8.8.8.8")
+            response = client.get("/api/v1/lookup/8.8.4.4")
             if response.status_code != 200:
                 failures.append(response.status_code)
             else:
@@ -273,7 +273,7 @@ def test_asn_swaps_under_load_fail_no_request(make_app, tmp_path):
     try:
         for generation in range(6):
             if generation:
-                write_asn_db(path, {"8.8.8.0/24": (15169, f"Gen {generation}")})
+                write_asn_db(path, {"8.8.4.0/24": (15169, f"Gen {generation}")})
             _wait_for(lambda: f"Gen {generation}" in seen, seconds=60)
     finally:
         stop.set()
@@ -284,4 +284,4 @@ def test_asn_swaps_under_load_fail_no_request(make_app, tmp_path):
 
 def test_standard_fixture_covers_every_case():
     """ASN-only, City-only and both, in IPv4 and IPv6 (the tests above rely on it)."""
-    assert {"8.8.8.0/24", "2001:4860::/32", "81.2.69.0/24", "2001:218::/32"} <= set(STANDARD_ASN)
+    assert {"8.8.4.0/24", "2001:4860::/32", "81.2.69.0/24", "2001:218::/32"} <= set(STANDARD_ASN)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from app import create_app
 from app.config import Config, Nameserver
 from app.http.page import CONTENT_SECURITY_POLICY, ERROR_HELP, clock_text, flag_emoji, map_view, osm_url
-from tests.support.city_fixtures import STANDARD_RECORDS, place, write_city_db
+from tests.support.city_fixtures import STANDARD_ASN, STANDARD_RECORDS, place, write_asn_db, write_city_db
 from tests.support.dns_server import STANDARD_ZONE, LocalDnsServer
 
 HOSTILE_CITY = '<img src=x onerror="window.pwned=1">'
@@ -33,6 +33,10 @@ PAGE_RECORDS["7.7.0.0/16"] = place(HOSTILE_CITY, 1, ("XX", HOSTILE_REGION), ("FR
 PAGE_RECORDS["4.4.0.0/16"] = place("Suva", 2198148, None, ("FJ", "Fiji"), ("OC", "Oceania"), lat=-18.1416,
                                    lon=178.4419, radius=20, time_zone="Pacific/Fiji")
 
+HOSTILE_OWNER = "<b onmouseover=alert(3)>Evil AS</b>"
+# The standard owners, plus one whose organisation is markup.
+PAGE_ASN = dict(STANDARD_ASN, **{"7.7.0.0/16": (64666, HOSTILE_OWNER)})
+
 # The standard zone, plus a CNAME to a name that is markup.
 PAGE_ZONE = dict(STANDARD_ZONE)
 PAGE_ZONE["hostile.test.example"] = [("CNAME", HOSTILE_NAME, 60)]
@@ -44,7 +48,8 @@ STATIC = Path(__file__).resolve().parent.parent / "app" / "static"
 
 def page_config(city_db_path, dns_port, **overrides) -> Config:
     settings = dict(city_db_path=str(city_db_path), city_db_check_interval=0.05, dns_timeout=0.5,
-                    dns_nameservers=(Nameserver("127.0.0.1", dns_port),))
+                    dns_nameservers=(Nameserver("127.0.0.1", dns_port),),
+                    asn_db_path=str(write_asn_db(Path(city_db_path).with_name("asn.mmdb"), PAGE_ASN)))
     settings.update(overrides)
     return Config(**settings)
 
@@ -148,6 +153,17 @@ def test_ip_result_is_rendered_on_the_server(client):
     assert '"city": {\n' in html.unescape(body)  # the raw JSON, pretty-printed
 
 
+def test_the_network_owner_is_on_the_card(client):
+    text = visible(client.get("/?q=8.8.4.4"))  # an address only the ASN file knows
+    assert "Network owner" in text and "AS15169, Google LLC" in text and "network 8.8.4.0/24" in text
+    assert "Location unknown" in text
+    text = visible(client.get("/?q=81.2.69.160"))
+    assert "AS20712, Andrews & Arnold Ltd" in text and "London" in text
+    assert "asn" in shown_rows(client.get("/?q=81.2.69.160"))
+    assert "asn" not in shown_rows(client.get("/?q=9.9.9.9"))  # the ASN file does not know it
+    assert "GeoLite2-ASN" in visible(client.get("/?q=8.8.4.4"))  # the ASN database's line
+
+
 def test_database_time_zone_and_registered_country(client):
     text = visible(client.get("/?q=9.9.9.9"))
     assert "Europe/Zurich, from the City database" in text
@@ -230,6 +246,7 @@ def test_hostile_input_and_records_stay_text(client):
         assert not any(tag == "script" and not attributes.get("src") for tag, attributes in markup.tags)
         assert HOSTILE_CITY not in body and HOSTILE_CITY in html.unescape(body)
         assert HOSTILE_REGION not in body
+        assert HOSTILE_OWNER not in body and [tag for tag, _ in markup.tags].count("b") == 0
     body = client.get("/?q=hostile.test.example").get_data(as_text=True)
     assert "<svg/onload" not in body and "<svg/onload=alert\\(1\\)>.test.example" in html.unescape(body)
 

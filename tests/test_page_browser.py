@@ -19,7 +19,7 @@ from app import create_app
 from app.http.page import ERROR_HELP
 from tests.support.browser import PageWatch, chromium
 from tests.support.http_server import ThreadedServer
-from tests.test_page import (HOSTILE_CITY, HOSTILE_REGION, SILENT_NAME,  # noqa: F401  (fixtures too)
+from tests.test_page import (HOSTILE_CITY, HOSTILE_OWNER, HOSTILE_REGION, SILENT_NAME,  # noqa: F401  (fixtures too)
                              page_city_db, page_config, page_dns)
 
 pytestmark = pytest.mark.slow
@@ -158,6 +158,8 @@ SAME_RENDERING_QUERIES = [
     "3.0.0.1",                   # country centroid: approximate time zone
     "4.4.4.4",                   # next to the date line
     "hostile.test.example",      # names that are markup
+    "8.8.4.4",                   # only the ASN file knows it: the owner, no place
+    "81.2.69.160",               # place and owner
 ]
 
 
@@ -413,6 +415,7 @@ def test_hostile_names_stay_text(site, open_page, query):
     if query == "7.7.7.7":
         assert page.locator("#cards [data-field=city]").inner_text() == HOSTILE_CITY
         assert page.locator("#cards [data-field=region]").inner_text() == HOSTILE_REGION
+        assert page.locator("#cards [data-field=asn]").inner_text() == f"AS64666, {HOSTILE_OWNER}"
     else:
         assert page.inner_text("[data-field=canonical_name]") == "<svg/onload=alert\\(1\\)>.test.example"
     assert_clean(watch)

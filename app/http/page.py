@@ -169,6 +169,7 @@ def summary_view(document: dict, asked_for_me: bool = False) -> dict:
         heading = document["query"]
     withheld = document.get("addresses_withheld") or 0
     database = document.get("database") or {}
+    asn_database = document.get("asn_database") or {}
     return {
         "heading": heading,
         "canonical_name": document.get("canonical_name") if document["kind"] == "domain" else None,
@@ -176,6 +177,9 @@ def summary_view(document: dict, asked_for_me: bool = False) -> dict:
                      if withheld else None),
         "database": database_line(database),
         "attribution": database.get("attribution"),
+        "asn_database": database_line(asn_database),
+        "asn_attribution": (asn_database.get("attribution")
+                            if asn_database.get("attribution") != database.get("attribution") else None),
     }
 
 
@@ -203,6 +207,14 @@ def _named(entry: dict | None) -> str | None:
     return f"{entry['name']} ({entry['iso_code']})" if entry.get("iso_code") else entry["name"]
 
 
+def owner_text(asn: dict | None) -> str | None:
+    """"AS15169, Google LLC": who announces the address's network."""
+    if not asn or (asn.get("number") is None and not asn.get("organization")):
+        return None
+    parts = [f"AS{asn['number']}" if asn.get("number") is not None else None, asn.get("organization")]
+    return ", ".join(part for part in parts if part)
+
+
 def card_view(result: dict) -> dict:
     if result.get("error"):
         help_title, _ = ERROR_HELP.get(result["error"].get("code"), ERROR_HELP["INTERNAL_ERROR"])
@@ -214,6 +226,7 @@ def card_view(result: dict) -> dict:
     registered = result.get("registered_country") or {}
     location = result.get("location") or {}
     timezone = result.get("timezone") or {}
+    owner = owner_text(result.get("asn"))
     place_parts = [part for part in [city, *regions[:1], country.get("name")] if part]
     world_map = map_view(location)
     return {
@@ -232,6 +245,8 @@ def card_view(result: dict) -> dict:
                                if registered.get("iso_code") and registered.get("iso_code") != country.get("iso_code")
                                else None),
         "postal": (result.get("postal") or {}).get("code"),
+        "asn": owner,
+        "asn_network": f"network {result['asn']['network']}" if owner and result["asn"].get("network") else None,
         "coordinates": coordinates_text(location),
         "timezone": timezone_text(timezone),
         "timezone_note": timezone_note(timezone),

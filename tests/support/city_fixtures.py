@@ -101,8 +101,8 @@ STANDARD_ASN = {
     "81.2.69.0/24": (20712, "Andrews & Arnold Ltd"),       # City knows it too (London)
     "2.2.0.0/16": (3215, "Orange S.A."),                   # City knows it too (Paris)
     "2001:218::/32": (2914, "NTT America, Inc."),          # IPv6, City knows it too
-    "8.8.8.0/24": (15169, "Google LLC"),                   # ASN-only
-    "2001:4860::/32": (15169, "Google LLC"),               # ASN-only, IPv6, the same record as 8.8.8.0/24
+    "8.8.4.0/24": (15169, "Google LLC"),                   # ASN-only (8.8.8.8 stays unknown to both: tests use it so)
+    "2001:4860::/32": (15169, "Google LLC"),               # ASN-only, IPv6, the same record as 8.8.4.0/24
 }
 
 

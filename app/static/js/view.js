@@ -24,6 +24,7 @@ export function summaryView(doc, askedForMe) {
   }
   const withheld = doc.addresses_withheld || 0;
   const database = doc.database || {};
+  const asnDatabase = doc.asn_database || {};
   return {
     heading,
     canonical_name: doc.kind === "domain" ? doc.canonical_name ?? null : null,
@@ -32,6 +33,9 @@ export function summaryView(doc, askedForMe) {
       : null,
     database: databaseLine(database),
     attribution: database.attribution ?? null,
+    asn_database: databaseLine(asnDatabase),
+    asn_attribution:
+      asnDatabase.attribution !== database.attribution ? asnDatabase.attribution ?? null : null,
   };
 }
 
@@ -55,6 +59,14 @@ function named(entry) {
   return entry.iso_code ? `${entry.name} (${entry.iso_code})` : entry.name;
 }
 
+// "AS15169, Google LLC": who announces the address's network.
+export function ownerText(asn) {
+  if (!asn || (asn.number == null && !asn.organization)) return null;
+  return [asn.number != null ? `AS${asn.number}` : null, asn.organization]
+    .filter((part) => part)
+    .join(", ");
+}
+
 export function cardView(result, errorTitle) {
   if (result.error) {
     return { ip: result.ip, error: errorTitle(result.error.code) };
@@ -66,6 +78,7 @@ export function cardView(result, errorTitle) {
   const registered = result.registered_country || {};
   const location = result.location || {};
   const timezone = result.timezone || {};
+  const owner = ownerText(result.asn);
   const placeParts = [city, ...regions.slice(0, 1), country.name].filter((part) => part);
   const worldMap = mapView(location);
   return {
@@ -83,6 +96,8 @@ export function cardView(result, errorTitle) {
     registered_country:
       registered.iso_code && registered.iso_code !== country.iso_code ? named(registered) : null,
     postal: (result.postal || {}).code ?? null,
+    asn: owner,
+    asn_network: owner && result.asn.network ? `network ${result.asn.network}` : null,
     coordinates: coordinatesText(location),
     timezone: timezoneText(timezone),
     timezone_note: timezoneNote(timezone),
