@@ -66,15 +66,17 @@ def lookup(targets, as_json, lang, input_file, column, output_format, fields, ho
 
 
 def format_table(documents: list[dict]) -> str:
-    headers = ("QUERY", "IP", "CITY", "REGION", "COUNTRY", "LAT,LON", "TIME ZONE", "LOCAL TIME")
+    from app.http.page import owner_text
+    headers = ("QUERY", "IP", "CITY", "REGION", "COUNTRY", "LAT,LON", "TIME ZONE", "LOCAL TIME", "NETWORK OWNER")
+    blank = ("",) * (len(headers) - 3)
     rows = []
     for doc in documents:
         if "error" in doc:
-            rows.append((doc["query"], "-", f"error: {doc['error']['code']}", "", "", "", "", ""))
+            rows.append((doc["query"], "-", f"error: {doc['error']['code']}", *blank))
             continue
         for result in doc["results"]:
             if "error" in result:
-                rows.append((doc["query"], result["ip"], f"error: {result['error']['code']}", "", "", "", "", ""))
+                rows.append((doc["query"], result["ip"], f"error: {result['error']['code']}", *blank))
                 continue
             location, tz = result["location"], result["timezone"]
             coordinates = "" if location["latitude"] is None else f"{location['latitude']:.4f},{location['longitude']:.4f}"
@@ -86,6 +88,7 @@ def format_table(documents: list[dict]) -> str:
                 ", ".join(s["name"] or s["iso_code"] or "" for s in result["subdivisions"]),
                 result["country"]["name"] or result["country"]["iso_code"] or "",
                 coordinates, zone, (tz["local_time"] or "")[:19].replace("T", " "),
+                owner_text(result.get("asn")) or "",
             ))
     widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
     return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
@@ -95,32 +98,42 @@ def format_table(documents: list[dict]) -> str:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(as_json):
-    """The City database (path, type, build date, age) and the time-zone backend. Exit 1 when not ready."""
+    """Every database (kind, path, type, build date, age, stale, source, updates) and the time-zone
+    backend. Exit 1 when not ready."""
     report = _services().readiness()
-    from app.updater.status import describe_live_database
-    report["updates"] = describe_live_database(report["database"]["path"])
+    from app.updater.status import describe_live_database, status_lines
+    for database in report["databases"]:
+        if database["configured"]:
+            database["updates"] = describe_live_database(database["path"])
+    report["updates"] = report["database"]["updates"]
     if as_json:
         click.echo(json.dumps(report, indent=2))
-    else:
-        db, tz = report["database"], report["timezone"]
-        click.echo(f"status:       {report['status']}")
-        click.echo(f"database:     {db['path']}")
+        sys.exit(0 if report["status"] != "unavailable" else 1)
+    click.echo(f"status:       {report['status']}")
+    for db in report["databases"]:
+        kind = db["kind"]
+        if not db["configured"]:
+            click.echo(f"{kind + ' database:':14}not configured ({db['detail']})")
+            continue
+        click.echo(f"{kind + ' database:':14}{db['path']}")
         if db["loaded"]:
-            click.echo(f"  type:       {db['type']} ({db['source']}), ip version {db['ip_version']}")
-            stale = ", stale: run `cli.py update-db`" if db["stale"] else ""
+            click.echo(f"  type:       {db['type']} (source: {db['source']}), ip version {db['ip_version']}")
+            stale = f", stale: run `cli.py update-db --edition {kind}`" if db["stale"] else ""
             click.echo(f"  build date: {db['build_date']} ({db['age_days']} days old{stale})")
-        if db["error"]:
-            click.echo(f"  problem:    {db['error']}")
-        from app.updater.status import status_lines
+            reader = "mmdb_records (C)" if db["reader"]["native"] else "the maxminddb extension (slower)"
+            click.echo(f"  reader:     {reader}")
+        for problem in db["problems"]:
+            click.echo(f"  problem:    {problem}")
         for line in status_lines(db["path"]):
-            click.echo(f"updates:      {line}")
-        click.echo(f"time zones:   {tz.get('backend')} ({tz.get('state')})"
-                   + (f": {tz['detail']}" if tz.get("detail") else ""))
-        for file in report["overlay"]["files"]:
-            click.echo(f"overlay:      {file['path']}: {file['entries']} entries"
-                       + (f", loaded {file['loaded_at']}" if file["loaded_at"] else ""))
-            for problem in file["problems"]:
-                click.echo(f"  problem:    {problem}")
+            click.echo(f"  updates:    {line}")
+    tz = report["timezone"]
+    click.echo(f"time zones:   {tz.get('backend')} ({tz.get('state')})"
+               + (f": {tz['detail']}" if tz.get("detail") else ""))
+    for file in report["overlay"]["files"]:
+        click.echo(f"overlay:      {file['path']}: {file['entries']} entries"
+                   + (f", loaded {file['loaded_at']}" if file["loaded_at"] else ""))
+        for problem in file["problems"]:
+            click.echo(f"  problem:    {problem}")
     sys.exit(0 if report["status"] != "unavailable" else 1)
 
 

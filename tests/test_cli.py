@@ -56,3 +56,30 @@ def test_bad_configuration_is_a_usage_error(city_db):
 def test_dev_server_help():
     done = run(["main.py", "--help"], {})
     assert done.returncode == 0 and "--debug" in done.stdout and "--port" in done.stdout
+
+
+def test_lookup_table_has_the_network_owner(city_db, dns_server, tmp_path):
+    from tests.support.city_fixtures import write_asn_db
+    asn = write_asn_db(tmp_path / "asn.mmdb")
+    done = run(["cli.py", "lookup", "81.2.69.160", "8.8.4.4", "9.9.9.9"],
+               {"GEOIP_CITY_DB": str(city_db), "GEOIP_ASN_DB": str(asn), "DNS_NAMESERVERS": dns_server.nameserver})
+    assert done.returncode == 0, done.stderr
+    header, london, google, zurich = done.stdout.splitlines()
+    assert header.split()[-2:] == ["NETWORK", "OWNER"]
+    assert london.endswith("AS20712, Andrews & Arnold Ltd") and "London" in london
+    assert google.endswith("AS15169, Google LLC")
+    assert "Zurich" in zurich and "AS" not in zurich.split("Zurich", 1)[1]
+
+
+def test_status_lists_every_database(city_db, tmp_path):
+    from tests.support.city_fixtures import write_asn_db
+    asn = write_asn_db(tmp_path / "asn.mmdb")
+    env = {"GEOIP_CITY_DB": str(city_db), "GEOIP_ASN_DB": str(asn)}
+    report = json.loads(run(["cli.py", "status", "--json"], env).stdout)
+    assert [db["kind"] for db in report["databases"]] == ["city", "asn"]
+    asn_report = report["databases"][1]
+    assert asn_report["type"] == "GeoLite2-ASN" and asn_report["stale"] is False and "updates" in asn_report
+    text = run(["cli.py", "status"], env).stdout
+    assert "city database:" in text and "asn database:" in text and "GeoLite2-ASN" in text
+    without = run(["cli.py", "status"], {"GEOIP_CITY_DB": str(city_db)}).stdout
+    assert "asn database: not configured" in without
