@@ -113,9 +113,9 @@ def status(as_json):
     for db in report["databases"]:
         kind = db["kind"]
         if not db["configured"]:
-            click.echo(f"{kind + ' database:':14}not configured ({db['detail']})")
+            click.echo(f"{kind + ' database:':14} not configured ({db['detail']})")
             continue
-        click.echo(f"{kind + ' database:':14}{db['path']}")
+        click.echo(f"{kind + ' database:':14} {db['path']}")
         if db["loaded"]:
             click.echo(f"  type:       {db['type']} (source: {db['source']}), ip version {db['ip_version']}")
             stale = f", stale: run `cli.py update-db --edition {kind}`" if db["stale"] else ""

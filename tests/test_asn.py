@@ -181,14 +181,15 @@ def test_a_stale_asn_database_degrades_readiness(make_app, tmp_path):
     assert _result(client, "8.8.4.4")["results"][0]["asn"] == GOOGLE  # stale still answers
 
 
-def test_a_missing_asn_file_is_reported_and_city_still_answers(make_app, tmp_path):
+def test_an_asn_file_not_installed_yet_is_noted_and_city_still_answers(make_app, tmp_path):
+    """A first start with no source reachable: ready without ASN, and saying so."""
     client = make_app(asn_db_path=str(tmp_path / "absent.mmdb")).test_client()
     assert _result(client, "81.2.69.160")["results"][0]["asn"] is None
     report = client.get("/readyz").get_json()
-    assert report["status"] == "degraded"
+    assert report["status"] == "ready" and report["problems"] == []
     asn = report["databases"][1]
     assert asn["loaded"] is False and "missing" in asn["error"]
-    assert any("results carry \"asn\": null" in problem for problem in report["problems"])
+    assert any("not installed yet" in note and "\"asn\": null" in note for note in report["notes"])
 
 
 # -- bad files -------------------------------------------------------------------------------

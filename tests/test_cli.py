@@ -82,4 +82,4 @@ def test_status_lists_every_database(city_db, tmp_path):
     text = run(["cli.py", "status"], env).stdout
     assert "city database:" in text and "asn database:" in text and "GeoLite2-ASN" in text
     without = run(["cli.py", "status"], {"GEOIP_CITY_DB": str(city_db)}).stdout
-    assert "asn database: not configured" in without
+    assert "asn database:  not configured" in without

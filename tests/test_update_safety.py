@@ -372,7 +372,7 @@ def test_status_shows_source_and_last_check(tmp_path, live, built):
     assert lines[1].startswith("last check 20") and lines[1].endswith("(updated)")
     assert "--rollback" in lines[2]
     done = invoke(live, "status")
-    assert "updates:      last check" in done.stdout and "source file" in done.stdout, done.stdout + done.stderr
+    assert "  updates:    last check" in done.stdout and "source file" in done.stdout, done.stdout + done.stderr
     failed = update_from(live, str(tmp_path / "missing.mmdb"))
     lines = status_lines(str(live))
     assert "(failed), last success 20" in lines[1] and lines[2].startswith("last error: ")

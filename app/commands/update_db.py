@@ -1,4 +1,5 @@
-"""`cli.py update-db`: fetch, verify and atomically install a new City database, or roll back.
+"""`cli.py update-db`: fetch, verify and atomically install a new database (`--edition city`, the
+default, or `asn`), or roll back.
 
 Exit status (also in docs/updates.md): 0 updated (or rolled back), 1 failed, 2 bad command line,
 3 already current / skipped, 4 another update is running, 5 quota reached (HTTP 429),
@@ -15,6 +16,7 @@ import threading
 import click
 
 from app.config import ConfigError, UpdateConfig, parse_duration
+from app.updater.editions import NAMES as EDITION_NAMES
 from app.updater.progress import progress_for
 from app.updater.run import UpdateOptions, run_rollback, run_update
 from app.updater.schedule import run_schedule
@@ -43,24 +45,32 @@ class Duration(click.ParamType):
 @click.option("--rollback", is_flag=True, help="Swap back to the database the last update replaced.")
 @click.option("--schedule", is_flag=True, help="Run forever: fill an empty volume, then check every UPDATE_INTERVAL "
                                              "(and publish the verified files on PUBLISH_LISTEN for the fleet's pullers).")
+@click.option("--edition", type=click.Choice(EDITION_NAMES), default=None,
+              help="Which database: city (GEOIP_CITY_DB, the default) or asn (GEOIP_ASN_DB). "
+                   "--schedule keeps every configured one.")
 @click.option("--quiet", is_flag=True, help="Log warnings and errors only.")
-def update_db(source, force, retry_for, if_older_than, as_json, rollback, schedule, quiet):
-    """Update the City database safely (see docs/updates.md)."""
+def update_db(source, force, retry_for, if_older_than, as_json, rollback, schedule, edition, quiet):
+    """Update a database safely (see docs/updates.md)."""
     _setup_logging(quiet)
     try:
         config = UpdateConfig.from_env()
+        config.live_path(edition or "city")
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     other_options = source or force or retry_for is not None or if_older_than is not None
     if (rollback or schedule) and (other_options or (rollback and schedule)):
         raise click.UsageError("--rollback and --schedule take no other update options")
     if schedule:
+        if edition:
+            raise click.UsageError("--schedule keeps every configured database: it takes no --edition")
         _run_schedule(config)
         return
+    edition = edition or "city"
     if rollback:
-        result = run_rollback(config)
+        result = run_rollback(config, edition)
     else:
-        options = UpdateOptions(source=source, force=force, retry_for=retry_for, if_older_than=if_older_than)
+        options = UpdateOptions(source=source, force=force, retry_for=retry_for, if_older_than=if_older_than,
+                                edition=edition)
         with _terminate_cleanly():
             result = run_update(config, options, progress=None if quiet else progress_for(sys.stderr))
     if as_json:

@@ -2,16 +2,18 @@
 checks update-db applies to that kind of file, so a pulled file is held to the same standard."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
+from ..updater.editions import EDITIONS
 from ..updater.verify import DatabaseFacts, read_facts
 
 # name -> update-db's verification of that kind of database: (path, known md5 or None) -> facts,
-# raising InvalidDatabase. A new kind (ASN, ...) is published and pulled once it is listed here and
-# its path is in UpdateConfig.database_paths / PullConfig.database_paths.
+# raising InvalidDatabase. Every updater edition (app/updater/editions.py) is published and pulled
+# once its path is in UpdateConfig.database_paths / PullConfig.database_paths.
 CHECKS: dict[str, Callable[[str, str | None], DatabaseFacts]] = {
-    "city": read_facts,
+    name: functools.partial(read_facts, edition=name) for name in EDITIONS
 }
 
 

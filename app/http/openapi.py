@@ -103,6 +103,8 @@ _SCHEMAS = {
                   "properties": {
         "status": {"enum": ["ready", "degraded", "unavailable"]},
         "problems": {"type": "array", "items": {"type": "string"}, "description": "Why it is not ready"},
+        "notes": {"type": "array", "items": {"type": "string"},
+                  "description": "What is missing without making it less ready (an ASN file not installed yet)"},
         "database": {"type": "object", "required": ["path", "loaded", "error"], "description": "The City database"},
         "databases": {"type": "array", "items": {"type": "object", "required": ["kind", "configured", "loaded"],
                                                   "properties": {"kind": {"enum": ["city", "asn"]}}},

@@ -1,4 +1,5 @@
-"""One update or rollback of the City database, start to finish, under the lock.
+"""One update or rollback of one edition's database (editions.py: city or asn), start to finish,
+under that database's lock.
 
 fetch (with retries) -> unpack -> verify -> install; any failure removes the temporaries and leaves
 the live file as it was. The outcome, and its exit status, is returned, never raised.
@@ -11,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from ..config import UpdateConfig
+from .editions import edition_named
 from .errors import ExitCode, InvalidDatabase, LocalError, LockHeld, NothingToRollBack, NotNewer, UpdateError
 from .http import HttpClient
 from .install import install, previous_path, remove_quietly, remove_stale_staging, rollback, staging_file
@@ -32,6 +34,7 @@ class UpdateOptions:
     retry_for: float | None = None    # None: UpdateConfig.retry_for
     if_older_than: float | None = None
     first_retry_wait: float = 2.0
+    edition: str = "city"             # which database: editions.py
 
 
 @dataclass
@@ -39,6 +42,7 @@ class UpdateResult:
     outcome: str                      # updated | current | skipped | failed | rolled_back
     exit_code: int
     message: str
+    edition: str = "city"
     source: str | None = None
     detail: str | None = None
     fallback: bool = False
@@ -61,7 +65,7 @@ class UpdateResult:
 
 def run_update(config: UpdateConfig, options: UpdateOptions = UpdateOptions(), progress: Progress | None = None) -> UpdateResult:
     began = time.monotonic()
-    live = config.city_db_path
+    live = config.live_path(options.edition)
     try:
         os.makedirs(os.path.dirname(os.path.abspath(live)), exist_ok=True)
         with UpdateLock(live):
@@ -72,35 +76,37 @@ def run_update(config: UpdateConfig, options: UpdateOptions = UpdateOptions(), p
         error = _local_error(exc, live)
         result = UpdateResult("failed", error.exit_code, str(error), error=error.code)
     result.seconds = round(time.monotonic() - began, 3)
+    result.edition = options.edition
     return result
 
 
-def run_rollback(config: UpdateConfig) -> UpdateResult:
-    live = config.city_db_path
+def run_rollback(config: UpdateConfig, edition: str = "city") -> UpdateResult:
+    live = config.live_path(edition)
     try:
         with UpdateLock(live):
             previous = previous_path(live)
             if not os.path.exists(previous):
                 raise NothingToRollBack(f"there is no previous database ({previous}) to roll back to")
             try:
-                previous_facts = read_facts(previous)
+                previous_facts = read_facts(previous, edition=edition)
             except InvalidDatabase as exc:
                 raise InvalidDatabase(f"the previous database is not usable ({exc}); not rolling back") from None
             state = UpdateState.load(live)
-            live_facts = _live_facts(live, state.known_md5(live))
+            live_facts = _live_facts(live, state.known_md5(live), edition)
             rollback(live)
             state = _swap_origins(state)
             state.live_signature = UpdateState.signature_of(live)
             state.save(live)
             return UpdateResult("rolled_back", ExitCode.UPDATED, f"rolled back {live} to the previous database",
+                                edition=edition,
                                 source=state.source, detail=state.source_detail, md5=previous_facts.md5,
                                 old_build_date=_date(live_facts.build_epoch) if live_facts else None,
                                 new_build_date=_date(previous_facts.build_epoch))
     except UpdateError as exc:
-        return UpdateResult("failed", exc.exit_code, str(exc), error=exc.code)
+        return UpdateResult("failed", exc.exit_code, str(exc), edition=edition, error=exc.code)
     except OSError as exc:
         error = _local_error(exc, live)
-        return UpdateResult("failed", error.exit_code, str(error), error=error.code)
+        return UpdateResult("failed", error.exit_code, str(error), edition=edition, error=error.code)
 
 
 def _swap_origins(state: UpdateState) -> UpdateState:
@@ -111,7 +117,7 @@ def _swap_origins(state: UpdateState) -> UpdateState:
 
 
 def _update_locked(config: UpdateConfig, options: UpdateOptions, progress: Progress | None) -> UpdateResult:
-    live = config.city_db_path
+    live = config.live_path(options.edition)
     for stale in remove_stale_staging(live):
         log.info("removed %s left by an interrupted update", stale)
     state = UpdateState.load(live)
@@ -123,17 +129,18 @@ def _update_locked(config: UpdateConfig, options: UpdateOptions, progress: Progr
                             f"the last successful check was {hours:.1f} h ago, within --if-older-than; nothing to do",
                             source=state.source, detail=state.source_detail, md5=state.md5,
                             old_build_date=_date(state.build_epoch), new_build_date=_date(state.build_epoch))
-    live_facts = _live_facts(live, state.known_md5(live))
+    live_facts = _live_facts(live, state.known_md5(live), options.edition)
 
     primary = options.source or default_source_name(config)
-    names = [primary] + (fallback_names(primary) if options.source is None and live_facts is None else [])
+    names = [primary] + (fallback_names(primary, options.edition) if options.source is None and live_facts is None
+                         else [])
     retry_for = config.retry_for if options.retry_for is None else options.retry_for
     http = HttpClient(timeout=config.http_timeout, max_bytes=config.max_db_bytes)
     failures: list[tuple[str, UpdateError]] = []
     try:
         for index, name in enumerate(names):
             try:
-                source = source_named(name, config)
+                source = source_named(name, config, options.edition)
                 # With no database serving yet, a source that cannot be reached at all gives way to
                 # the next one soon: a first start offline must not wait UPDATE_RETRY_FOR per source.
                 unreachable_for = (config.first_start_retry_for if live_facts is None and index + 1 < len(names)
@@ -168,7 +175,7 @@ def _update_locked(config: UpdateConfig, options: UpdateOptions, progress: Progr
 def _update_from(source: Source, config: UpdateConfig, options: UpdateOptions, state: UpdateState,
                  live_facts: DatabaseFacts | None, http: HttpClient, progress: Progress | None,
                  retry_for: float, unreachable_for: float) -> UpdateResult:
-    live = config.city_db_path
+    live = config.live_path(options.edition)
     context = FetchContext(http=http, new_staging_file=lambda purpose: staging_file(live, purpose),
                            progress=progress, live_md5=live_facts.md5 if live_facts else None,
                            live_validators=state.validators if live_facts and state.md5 == live_facts.md5 else {})
@@ -187,7 +194,7 @@ def _update_from(source: Source, config: UpdateConfig, options: UpdateOptions, s
         finally:
             if fetched.owned:
                 remove_quietly(fetched.raw_path)
-        facts = read_facts(candidate, unpacked.md5)
+        facts = read_facts(candidate, unpacked.md5, options.edition)
         base = dict(source=source.name, detail=fetched.detail, md5=facts.md5, bytes=facts.size,
                     old_build_date=old_build, new_build_date=_date(facts.build_epoch))
         if live_facts and facts.md5 == live_facts.md5:
@@ -225,13 +232,14 @@ def _record(state: UpdateState, result: UpdateResult, live_facts: DatabaseFacts 
             state.validators = validators
 
 
-def _live_facts(live: str, known_md5: str | None = None) -> DatabaseFacts | None:
+def _live_facts(live: str, known_md5: str | None = None, edition: str = "city") -> DatabaseFacts | None:
     if not os.path.exists(live):
         return None
     try:
-        return read_facts(live, known_md5)
+        return read_facts(live, known_md5, edition)
     except (InvalidDatabase, OSError) as exc:
-        log.warning("the live database %s is not usable (%s); any valid City database will replace it", live, exc)
+        log.warning("the live database %s is not usable (%s); any valid %s database will replace it", live, exc,
+                    edition_named(edition).kind)
         return None
 
 

@@ -1,8 +1,11 @@
 """The compose `updater` service: fill an empty volume first, then check every UPDATE_INTERVAL (± jitter).
 
-Runs `run_update` in a loop until `stop` is set (SIGTERM/SIGINT in `cli.py update-db --schedule`).
-A restart does not re-download: a check younger than the interval is skipped. Failures are retried
-sooner than the interval, except refusals (quota, credentials) that another try cannot fix.
+Runs `run_update` for every configured edition (City, and ASN when GEOIP_ASN_DB is set) in a loop
+until `stop` is set (SIGTERM/SIGINT in `cli.py update-db --schedule`). Each database has its own
+lock, state and rollback (all beside its live file); one failing never holds the other back. A
+restart does not re-download: a check younger than the interval is skipped. Failures are retried
+sooner than the interval, except refusals (quota, credentials) that another try cannot fix; the
+next wake-up is the soonest any database needs.
 """
 from __future__ import annotations
 
@@ -39,15 +42,21 @@ def next_delay(config: UpdateConfig, result: UpdateResult, has_database: bool, r
 def run_schedule(config: UpdateConfig, stop: threading.Event, update: Callable[..., UpdateResult] = run_update,
                  rng: random.Random | None = None, on_result: Callable[[UpdateResult], None] | None = None) -> None:
     rng = rng or random.Random()
-    log.info("scheduled updates of %s every %.1f h (jitter %.1f h)", config.city_db_path, config.interval / 3600,
-             config.jitter / 3600)
+    log.info("scheduled updates of %s every %.1f h (jitter %.1f h)", ", ".join(path for _, path in config.database_paths),
+             config.interval / 3600, config.jitter / 3600)
     while not stop.is_set():
-        # A wake-up up to `jitter` early must still check, hence the margin.
-        result = update(config, UpdateOptions(if_older_than=max(0.0, config.interval - config.jitter - 60)))
-        log.info("update-db: %s", json.dumps(result.to_dict(), sort_keys=True))
-        if on_result:
-            on_result(result)
-        delay = next_delay(config, result, os.path.exists(config.city_db_path), rng, time.time(),
-                           UpdateState.load(config.city_db_path).last_success)
+        delays = []
+        for edition, live in config.database_paths:
+            # A wake-up up to `jitter` early must still check, hence the margin.
+            result = update(config, UpdateOptions(if_older_than=max(0.0, config.interval - config.jitter - 60),
+                                                  edition=edition))
+            log.info("update-db: %s", json.dumps(result.to_dict(), sort_keys=True))
+            if on_result:
+                on_result(result)
+            delays.append(next_delay(config, result, os.path.exists(live), rng, time.time(),
+                                     UpdateState.load(live).last_success))
+            if stop.is_set():
+                return
+        delay = min(delays)
         log.info("next check in %.1f h", delay / 3600)
         stop.wait(delay)

@@ -1,8 +1,9 @@
-"""Decide whether a candidate .mmdb may replace the live City database.
+"""Decide whether a candidate .mmdb may replace a live database of its edition (editions.py).
 
-It must open with the same C reader the workers use (in a child process: see inspect_db.py), say
-it is a City database, have a search tree that fits in the file, answer well-known addresses with
-location data, decode its first records, and not be older than the live file (unless forced).
+It must open with the same C reader the workers use (in a child process: see inspect_db.py), be of
+a type its edition accepts (an ASN file offered as City is refused, and the reverse), have a search
+tree that fits in the file, answer well-known addresses with its kind's data (a location, an
+autonomous system), decode its first records, and not be older than the live file (unless forced).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from .editions import edition_named
 from .errors import ChecksumMismatch, InvalidDatabase, NotNewer
 
 FUTURE_SLACK = 7 * 86400
@@ -46,12 +48,13 @@ def _file_digest(path: str, digest) -> str:
         return hashlib.file_digest(handle, lambda: digest).hexdigest()
 
 
-def read_facts(path: str, md5: str | None = None) -> DatabaseFacts:
-    """Open and check path; InvalidDatabase says what is wrong with it."""
+def read_facts(path: str, md5: str | None = None, edition: str = "city") -> DatabaseFacts:
+    """Open and check path as a database of `edition`; InvalidDatabase says what is wrong with it."""
+    kind = edition_named(edition)
     size = os.path.getsize(path)
     if size == 0:
         raise InvalidDatabase("the database file is empty")
-    child = _start_inspection(path)
+    child = _start_inspection(path, kind.probe)
     try:
         digest = md5 or file_md5(path)  # while the child reads the file (in the page cache for both)
     except BaseException:
@@ -64,8 +67,9 @@ def read_facts(path: str, md5: str | None = None) -> DatabaseFacts:
                    "data": "its data section is corrupt"}[report["stage"]]
         raise InvalidDatabase(f"{problem} ({report['error']})")
     database_type = report["database_type"]
-    if "city" not in database_type.lower():
-        raise InvalidDatabase(f"not a City database: its type is {database_type!r}")
+    if not kind.accepts(database_type):
+        raise InvalidDatabase(f"not {'an' if kind.kind[0] in 'AEIOU' else 'a'} {kind.kind} database: "
+                              f"its type is {database_type!r}")
     if report["ip_version"] not in (4, 6):
         raise InvalidDatabase(f"IP version {report['ip_version']} is not 4 or 6")
     node_count, record_size = report["node_count"], report["record_size"]
@@ -74,13 +78,14 @@ def read_facts(path: str, md5: str | None = None) -> DatabaseFacts:
     if report["build_epoch"] > time.time() + FUTURE_SLACK:
         raise InvalidDatabase("its build date lies in the future")
     if report["hits"] == 0:
-        raise InvalidDatabase("it answers none of the well-known sanity addresses with a location")
+        what = "a location" if kind.probe == "location" else "an autonomous system"
+        raise InvalidDatabase(f"it answers none of the well-known sanity addresses with {what}")
     return DatabaseFacts(database_type, report["build_epoch"], report["ip_version"], node_count, digest, size)
 
 
-def _start_inspection(path: str) -> subprocess.Popen:
+def _start_inspection(path: str, probe: str) -> subprocess.Popen:
     """inspect_db.py in its own process: a reader that crashes on a damaged file takes only the child."""
-    return subprocess.Popen([sys.executable, "-I", _INSPECTOR, path], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-I", _INSPECTOR, path, probe], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
 
 

@@ -66,6 +66,21 @@ def build_city_db(path, version: int = 1, build_epoch: int | None = None, databa
     return path
 
 
+def build_asn_db(path, version: int = 1, build_epoch: int | None = None, database_type: str = "GeoLite2-ASN") -> Path:
+    """A small ASN DB; version n names AS64500's organisation "Org vn" (81.2.69.0/24, 8.8.4.0/24...)."""
+    from tests.support.city_fixtures import STANDARD_ASN, asn_record
+
+    path = Path(path)
+    epoch = build_epoch if build_epoch is not None else 1_700_000_000 + version * 86400
+    writer = _EpochWriter(epoch, ip_version=6, database_type=database_type, languages=["en"],
+                          description="Easy GeoIP updater test ASN database", ipv4_compatible=True)
+    records = dict(STANDARD_ASN, **{"81.2.69.0/24": (64500, f"Org v{version}")})
+    for cidr, (number, organization) in records.items():
+        writer.insert_network(IPSet([cidr]), asn_record(number, organization))
+    writer.to_db_file(str(path))
+    return path
+
+
 def md5_of(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
@@ -302,7 +317,8 @@ class DbIpImitation:
             first = (first - dt.timedelta(days=1)).replace(day=1)
         return f"{first:%Y-%m}"
 
-    def publish(self, month: str, mmdb: bytes) -> None:
+    def publish(self, month: str, mmdb: bytes, product: str = "city") -> None:
+        """Serve dbip-{product}-lite-{month}.mmdb.gz (product: city or asn)."""
         body = gzip_bytes(mmdb)
         etag = '"' + md5_of(body) + '"'
 
@@ -311,7 +327,7 @@ class DbIpImitation:
                 return Reply(304, b"", {"ETag": etag})
             return Reply(200, body, {"Content-Type": "application/gzip", "ETag": etag})
 
-        self.server.routes[f"/free/dbip-city-lite-{month}.mmdb.gz"] = serve
+        self.server.routes[f"/free/dbip-{product}-lite-{month}.mmdb.gz"] = serve
 
     def withdraw(self, month: str) -> None:
         self.server.routes.pop(f"/free/dbip-city-lite-{month}.mmdb.gz", None)
