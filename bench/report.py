@@ -66,6 +66,13 @@ def rows(results: dict) -> list[tuple]:
                       f"p50 {_ms(dns['hit']['p50_ms'])}, p99 {_ms(dns['hit']['p99_ms'])}",
                       f"p50 {_ms(dns['ceiling_hit_ip_lookups']['p50_ms'])} (lookups of its 2 IPs)",
                       f"{dns['ratio_hit']:.2f}x", f"miss/hit {dns['miss_over_hit_p50']:.1f}x", "n/a"))
+    asn_memory = figures.get("memory_asn")
+    if asn_memory:
+        per_count = ", ".join(f"{row['workers']}w: {row['total_pss_mb']:.0f} MB" for row in asn_memory["rows"])
+        table.append((f"6b. Memory per extra uWSGI worker, City + ASN ({asn_memory['city_file']} + "
+                      f"{asn_memory['asn_file']}, {asn_memory['asn_file_mb']:.0f} MB)",
+                      f"{asn_memory['worst_mb_per_extra_worker']:.1f} MB PSS (total {per_count})", "35 MB budget",
+                      f"{asn_memory['ratio']:.2f}x", "≤ 35 MB", _met(asn_memory["met"])))
     memory = figures.get("memory")
     if memory:
         per_count = ", ".join(f"{row['workers']}w: {row['total_pss_mb']:.0f} MB" for row in memory["rows"])

@@ -78,17 +78,18 @@ def main(argv: list[str] | None = None) -> int:
         located = located_all[: sizes["http_addresses"]]
         located_v6 = address_sets.located_ipv6(sizes["dns_names"], reader)
 
-    def figure(name, function):
+    def figure(name, function, key=None):
         if name not in wanted:
             return
-        print(f"[bench] {name} ...", flush=True)
+        key = key or name  # one figure (--only NAME) may give several results (memory, memory_asn)
+        print(f"[bench] {key} ...", flush=True)
         begun = time.perf_counter()
         try:
-            results["figures"][name] = function()
+            results["figures"][key] = function()
         except Exception as exc:  # noqa: BLE001 - one broken figure must not lose the others
-            results["failed"][name] = f"{type(exc).__name__}: {exc}"[:2000]
+            results["failed"][key] = f"{type(exc).__name__}: {exc}"[:2000]
             traceback.print_exc()
-        print(f"[bench] {name} done in {time.perf_counter() - begun:.0f} s", flush=True)
+        print(f"[bench] {key} done in {time.perf_counter() - begun:.0f} s", flush=True)
 
     def inprocess():
         figures = []
@@ -118,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     figure("dns", lambda: bench_dns.measure(main_file, located, located_v6, count=sizes["dns_names"]))
     figure("memory", lambda: bench_memory.measure(main_file, located, worker_counts=sizes["memory_workers"],
                                                   fill_addresses=located_all))
+    asn_file = asn_files.ip_location_db_asn()
+    if asn_file is not None:
+        figure("memory", lambda: bench_memory.measure(main_file, located, worker_counts=sizes["memory_workers"],
+                                                      fill_addresses=located_all, asn_file=asn_file), key="memory_asn")
     figure("coldstart", lambda: bench_coldstart.measure(main_file, located[0], repeats=sizes["coldstart_repeats"]))
     figure("bulk", lambda: bench_bulk.measure(
         main_file, None if args.quick else getattr(asn_files.ip_location_db_asn(), "path", None),

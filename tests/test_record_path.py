@@ -262,8 +262,9 @@ def test_without_the_module_readyz_says_so(make_app, monkeypatch):
 
 
 def _service(city_db, asn_db=None, **kwargs) -> LookupService:
+    from app.resolver import DnsResolver
     from app.timezones.embedded import EmbeddedTimezoneIndex
-    return LookupService(city_db, None, EmbeddedTimezoneIndex(), asn_db=asn_db, **kwargs)
+    return LookupService(city_db, DnsResolver(), EmbeddedTimezoneIndex(), asn_db=asn_db, **kwargs)
 
 
 def test_a_record_is_shaped_once_per_language(tmp_path):

@@ -116,10 +116,11 @@ def build_dir(tmp_path) -> Path:
 
 
 def mapped_database_files(pid: int | str, directory: Path) -> list[str]:
-    """Distinct files under `directory` mapped by the process (deleted or renamed ones included)."""
+    """Distinct database files under `directory` mapped by the process (deleted or renamed ones
+    included; other files there, such as the metrics' multiprocess files, are not databases)."""
     with open(f"/proc/{pid}/maps") as maps:
         return sorted({line.split(None, 5)[5].strip() for line in maps
-                       if len(line.split(None, 5)) == 6 and str(directory) in line})
+                       if len(line.split(None, 5)) == 6 and str(directory) in line and ".mmdb" in line})
 
 
 def rss_kib(pid: int | str) -> int:

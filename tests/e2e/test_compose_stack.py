@@ -90,6 +90,19 @@ def test_readyz_reports_database_and_postgis(stack):
     assert body["timezone"]["backend"] == "postgis" and body["timezone"]["state"] == "ok", body
 
 
+def test_with_no_reachable_source_asn_stays_empty_and_readyz_says_so(stack):
+    """Compose sets up the ASN database too; with neither MaxMind nor DB-IP reachable the updater
+    leaves it absent (no snapshot has one) and the app answers without it, noting why."""
+    body = requests.get(stack.url + "/readyz", timeout=30).json()
+    kinds = {entry["kind"]: entry for entry in body["databases"]}
+    assert kinds["asn"]["configured"] is True and kinds["asn"]["loaded"] is False, body
+    assert kinds["asn"]["path"] == "/data/asn.mmdb"
+    assert any(note.startswith("asn:") and "not installed yet" in note for note in body["notes"]), body
+    assert not any(problem.startswith("asn:") for problem in body["problems"]), body
+    answer = requests.get(stack.url + "/api/v1/lookup/8.8.8.8", timeout=30).json()
+    assert answer["results"][0]["asn"] is None and answer["asn_database"] is None
+
+
 def test_page_and_static_files(stack):
     page = requests.get(stack.url + "/", headers={"Accept": "text/html"}, timeout=30)
     assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
