@@ -77,6 +77,9 @@ class Services:
             info = database.info
             sources.append(SourceVersion(kind, info.build_epoch, f"{info.database_type}/{info.build_epoch}/"
                                          f"{info.node_count}") if info else SourceVersion(kind, None, None))
+        if self.overlay.configured:  # its entries change answers like a database does
+            live = self.overlay.version()
+            sources.append(SourceVersion("overlay", live[0], live[1]) if live else SourceVersion("overlay", None, None))
         return sources
 
     def readiness(self) -> dict:

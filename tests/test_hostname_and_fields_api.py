@@ -133,3 +133,12 @@ def test_invalid_fields_are_400_without_echo(client, fields):
         assert "<script>" not in response.get_data(as_text=True) and "nope" not in error["message"]
     response = client.post("/api/v1/lookup", json={"targets": ["81.2.69.160"], "fields": [fields, 3]})
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "INVALID_FIELDS"
+
+
+def test_hostname_answers_are_cached_briefly_and_their_names_make_the_etag(client):
+    plain = client.get("/api/v1/lookup/81.2.69.160")
+    named = client.get("/api/v1/lookup/81.2.69.160?hostname=1")
+    assert named.headers["Cache-Control"] == "public, max-age=60"
+    assert named.headers["ETag"] != plain.headers["ETag"]
+    liar = client.get("/api/v1/lookup/81.2.69.161?hostname=1")
+    assert liar.headers["ETag"] not in (named.headers["ETag"], plain.headers["ETag"])

@@ -167,3 +167,21 @@ def test_cli_status_shows_the_overlay(feed, city_db):
     done = subprocess.run([sys.executable, "cli.py", "status"], cwd=Path(__file__).resolve().parent.parent, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and f"overlay:      {feed}: 6 entries, loaded " in done.stdout
+
+
+def test_an_overlay_reload_changes_the_etag(make_app, feed):
+    import time
+    client = make_app(overlay_sources=(str(feed.parent),)).test_client()
+    first = client.get("/api/v1/lookup/81.2.69.160")
+    tag = first.headers["ETag"]
+    assert client.get("/api/v1/lookup/81.2.69.160", headers={"If-None-Match": tag}).status_code == 304
+    replacement = feed.with_suffix(".new")
+    replacement.write_text(FEED.replace("Cambridge", "Oxford"))
+    replacement.rename(feed)
+    time.sleep(0.1)  # past the check interval
+    again = client.get("/api/v1/lookup/81.2.69.160", headers={"If-None-Match": tag})
+    assert again.status_code == 200 and again.get_json()["results"][0]["city"]["name"] == "Oxford"
+    assert again.headers["ETag"] != tag
+    # The same content gives the same version in every worker (and replica).
+    other = make_app(overlay_sources=(str(feed.parent),)).extensions["geoip"]
+    assert other.overlay.version()[1] == client.application.extensions["geoip"].overlay.version()[1]

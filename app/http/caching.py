@@ -3,12 +3,12 @@
 A lookup of an explicit address or name is the same answer until one of its inputs changes: the
 databases it was read from (Services.loaded_sources(): each one's version), the query, the
 language, the field selection, the host-name option and, for a name, the addresses it resolved
-to. Those make the ETag, so a client or a cache revalidates with If-None-Match and gets
+to, and the host names (PTR) when asked for. The overlay counts as a source like the databases. Those make the ETag, so a client or a cache revalidates with If-None-Match and gets
 304 Not Modified. The ETag is weak: the body also carries the zone's local time, which moves
 while the answer stays the same.
 
-- explicit targets: `public, max-age=CACHE_MAX_AGE` (at most the update interval); names at
-  most DNS_ANSWER_MAX_AGE, since their addresses may change with the DNS;
+- explicit targets: `public, max-age=CACHE_MAX_AGE` (at most the update interval); names, and
+  answers with host names, at most DNS_ANSWER_MAX_AGE, since the DNS may change them;
 - `me`: `private, no-store` (it is about the caller);
 - errors: `no-store`, except the stable 400s (the same input is always refused the same way);
 - `Vary: Accept-Language`: without ?lang= the language comes from that header.
@@ -29,16 +29,19 @@ def etag(services, document: dict, lang: str, options: str = "") -> str:
     for source in services.loaded_sources():
         digest.update(f"{source.name}={source.version};".encode())
     digest.update(f"{document.get('kind')}|{document.get('query')}|{lang}|{options}|".encode())
-    if document.get("kind") == "domain":
-        for result in document.get("results") or ():
+    for result in document.get("results") or ():
+        if document.get("kind") == "domain":
             digest.update(str(result.get("ip")).encode() + b",")
+        hostname = result.get("hostname")
+        if hostname is not None:  # a PTR name comes from the DNS like a name's addresses
+            digest.update(f"{hostname.get('name')}/{hostname.get('verified')},".encode())
     return f'W/"{digest.hexdigest()}"'
 
 
 def answer_headers(services, document: dict, lang: str, options: str = "") -> list[tuple[str, str]]:
     """Cache-Control, ETag and Vary of a 200 answer about an explicit target."""
     max_age = services.config.cache_max_age
-    if document.get("kind") == "domain":
+    if document.get("kind") == "domain" or any("hostname" in result for result in document.get("results") or ()):
         max_age = min(max_age, DNS_ANSWER_MAX_AGE)
     return [("Cache-Control", f"public, max-age={max_age}"), ("ETag", etag(services, document, lang, options)), VARY]
 

@@ -10,6 +10,7 @@ problems (file and line) kept for /readyz.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 import os
 import threading
@@ -30,12 +31,13 @@ class LoadedFile:
 
 
 class _Live:
-    __slots__ = ("table", "files", "signature")
+    __slots__ = ("table", "files", "signature", "version")
 
-    def __init__(self, table: PrefixTable[OverlayEntry], files: tuple[LoadedFile, ...], signature):
+    def __init__(self, table: PrefixTable[OverlayEntry], files: tuple[LoadedFile, ...], signature, version: str):
         self.table = table
         self.files = files
         self.signature = signature
+        self.version = version  # of the content: the same in every worker and replica with the same files
 
 
 def expand_sources(sources) -> list[str]:
@@ -51,17 +53,20 @@ def expand_sources(sources) -> list[str]:
     return paths
 
 
-def load_files(paths, *, wall_clock=time.time) -> tuple[PrefixTable[OverlayEntry], tuple[LoadedFile, ...]]:
+def load_files(paths, *, wall_clock=time.time, digest=None) -> tuple[PrefixTable[OverlayEntry], tuple[LoadedFile, ...]]:
     """Read and validate every file; the same prefix in two files is a problem too (which one
-    would win?). Raises GeofeedError with every file's problems."""
+    would win?). Raises GeofeedError with every file's problems. `digest` is fed every file's
+    name and content."""
     problems: list[Problem] = []
     truncated = False
     seen: dict = {}
     entries: list[OverlayEntry] = []
     files = []
     for path in paths:
+        if digest is not None:
+            digest.update(os.path.basename(path).encode() + b"\0")
         try:
-            found = read_geofeed(path)
+            found = read_geofeed(path, digest=digest)
         except GeofeedError as error:
             problems.extend(error.problems)
             truncated = truncated or error.truncated
@@ -135,8 +140,9 @@ class Overlay:
             signature = _signature(paths)
             if (self._live is not None and signature == self._live.signature) or signature == self._failed_signature:
                 return
+            digest = hashlib.blake2b(digest_size=12)
             try:
-                table, files = load_files(paths, wall_clock=self._wall_clock)
+                table, files = load_files(paths, wall_clock=self._wall_clock, digest=digest)
             except GeofeedError as error:
                 self._failed_signature = signature
                 self.problems, self.problems_truncated = tuple(error.problems), error.truncated
@@ -144,12 +150,22 @@ class Overlay:
             # A file renamed over another while it was read is seen again at the next check.
             if _signature(paths) != signature:
                 return
-            self._live = _Live(table, files, signature)
+            self._live = _Live(table, files, signature, digest.hexdigest())
             self._failed_signature = None
             self.problems, self.problems_truncated = (), False
             self.reloads += 1
         finally:
             self._lock.release()
+
+    def version(self) -> tuple[int, str] | None:
+        """(newest file's modification time, content digest) of the live overlay, or None."""
+        if self.sources and self._clock() >= self._next_check:
+            self._refresh()
+        live = self._live
+        if live is None:
+            return None
+        newest = max((int(entry[4] // 1_000_000_000) for entry in live.signature if entry[1] is not None), default=0)
+        return newest, live.version
 
     def status(self) -> dict:
         """What /readyz reports: each live file's entries and load time, and why the files on

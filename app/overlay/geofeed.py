@@ -97,9 +97,10 @@ class GeofeedError(ValueError):
         super().__init__("; ".join(str(problem) for problem in problems[:3]) + (" ..." if len(problems) > 3 else "") + more)
 
 
-def read_geofeed(path: str, *, max_bytes: int = MAX_FILE_BYTES) -> list[OverlayEntry]:
+def read_geofeed(path: str, *, max_bytes: int = MAX_FILE_BYTES, digest=None) -> list[OverlayEntry]:
     """Every entry of one file, or GeofeedError. Duplicate prefixes within the file are problems;
-    across files the caller checks (it sees them all)."""
+    across files the caller checks (it sees them all). `digest` (a hashlib object) is fed every
+    line read, so that the caller can name the content it loaded."""
     problems: list[Problem] = []
     entries: list[OverlayEntry] = []
     seen: dict = {}
@@ -121,6 +122,8 @@ def read_geofeed(path: str, *, max_bytes: int = MAX_FILE_BYTES) -> list[OverlayE
             if line is None:
                 problems.append(Problem(name, number, f"is longer than {MAX_LINE_BYTES} bytes"))
                 continue
+            if digest is not None:
+                digest.update(line + b"\n")
             try:
                 text = line.decode("utf-8")
             except UnicodeDecodeError:
