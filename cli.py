@@ -48,6 +48,8 @@ def lookup(targets, as_json, lang, input_file, column, output_format, fields, ho
     if not targets:
         raise click.UsageError("give one or more targets, or --file")
     selection = selection_option(fields)
+    if selection is not None and not as_json:
+        raise click.UsageError("--fields selects what --json or --file writes; the table has its own columns")
     services = _services()
     failed = False
     documents = []
@@ -65,9 +67,20 @@ def lookup(targets, as_json, lang, input_file, column, output_format, fields, ho
     sys.exit(1 if failed else 0)
 
 
+def hostname_text(hostname: dict | None) -> str:
+    if not hostname:
+        return ""
+    if hostname["name"] is None:
+        return f"({hostname['error']['code']})" if hostname.get("error") else ""
+    return hostname["name"] + ("" if hostname["verified"] else " (unverified)")
+
+
 def format_table(documents: list[dict]) -> str:
     from app.http.page import owner_text
     headers = ("QUERY", "IP", "CITY", "REGION", "COUNTRY", "LAT,LON", "TIME ZONE", "LOCAL TIME", "NETWORK OWNER")
+    with_hostname = any("hostname" in result for doc in documents for result in doc.get("results", ()))
+    if with_hostname:
+        headers += ("HOSTNAME",)
     blank = ("",) * (len(headers) - 3)
     rows = []
     for doc in documents:
@@ -89,6 +102,7 @@ def format_table(documents: list[dict]) -> str:
                 result["country"]["name"] or result["country"]["iso_code"] or "",
                 coordinates, zone, (tz["local_time"] or "")[:19].replace("T", " "),
                 owner_text(result.get("asn")) or "",
+                *((hostname_text(result.get("hostname")),) if with_hostname else ()),
             ))
     widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
     return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()

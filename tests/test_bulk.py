@@ -234,3 +234,13 @@ def test_serialised_lookups_give_the_documents_bytes(tmp_path, city_db, fields, 
         assert lines == [orjson.dumps(item) for item in expected]
         assert failed == sum("error" in item for item in expected)
     assert serialised.templated > len(targets)  # most lines of the second pass came from templates
+
+
+def test_table_with_hostnames_and_fields_only_with_json(city_db, dns_server):
+    done = cli(["--hostname", "81.2.69.160", "81.2.69.161", "81.2.69.170"], env_for(city_db, dns_server))
+    lines = done.stdout.decode().splitlines()
+    assert done.returncode == 0 and lines[0].rstrip().endswith("HOSTNAME")
+    assert lines[1].endswith("london.test.example") and lines[2].endswith("liar.test.example (unverified)")
+    assert lines[3].endswith("(PTR_NOT_FOUND)")
+    table_fields = cli(["--fields", "city.name", "81.2.69.160"], env_for(city_db, dns_server))
+    assert table_fields.returncode == 2 and b"--json" in table_fields.stderr and b"Traceback" not in table_fields.stderr
