@@ -264,16 +264,7 @@ class LookupService:
         version, record, network, _decoded = located
         cache = self.city_cache
         key = (record, lang)
-        if cache.version is version:  # SourceCache.get inlined (every lookup)
-            shaped = cache.entries.get(key)
-            if shaped is not None:
-                cache.hits += 1
-                try:
-                    cache.entries.move_to_end(key)
-                except KeyError:  # evicted by another thread meanwhile; the value is still good
-                    pass
-        else:
-            shaped = cache.get(version, key) if record is not None else None
+        shaped = cache.get(version, key) if record is not None else None
         if shaped is None:
             shaped = document.shape_city(self.city_db.read(located, lang))
             if record is not None:
