@@ -132,7 +132,8 @@ class SteadyLoad:
 
     def __init__(self, port: int, requests: Iterable[Request], *, threads: int = 4, pause: float = 0.0,
                  timeout: float = 10.0, max_seconds: float = 120.0, max_requests: int = 200_000,
-                 keep_bodies: str = "errors", host: str = "127.0.0.1", error_pause: float = 0.01):
+                 keep_bodies: str = "errors", host: str = "127.0.0.1", error_pause: float = 0.01,
+                 one_request_per_connection: bool = False):
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("load is only ever sent to the loopback interface")
         self.port = port
@@ -147,6 +148,7 @@ class SteadyLoad:
         self.max_requests = max_requests
         self.keep_bodies = keep_bodies
         self.error_pause = error_pause
+        self.one_request_per_connection = one_request_per_connection
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._samples: list[Sample] = []
@@ -235,6 +237,8 @@ class SteadyLoad:
         started = time.monotonic()
         try:
             headers = dict(request.headers)
+            if self.one_request_per_connection:
+                headers["Connection"] = "close"
             if request.body is not None:
                 headers.setdefault("Content-Type", "application/json")
             connection.request(request.method, request.path, body=request.body, headers=headers)
