@@ -46,6 +46,9 @@ LABEL org.opencontainers.image.title="Easy GeoIP" \
 SHELL ["/bin/sh", "-eu", "-c"]
 COPY docker/trust-build-certs.sh /usr/local/sbin/trust-build-certs
 COPY docker/certs/ /tmp/build-certs/
+# /run/geoip is where a tmpfs is mounted (compose, Swarm, Kubernetes' emptyDir): Docker gives a
+# tmpfs the mode of its mount point but root as owner, so the mount point is world-writable with
+# the sticky bit; only uid 10001 runs in the container, and supervisord's socket is 0700 itself.
 # hadolint ignore=DL3008
 RUN trust-build-certs /tmp/build-certs \
     && rm -rf /tmp/build-certs \
@@ -56,7 +59,7 @@ RUN trust-build-certs /tmp/build-certs \
     && useradd --system --uid 10001 --user-group --home-dir /nonexistent --shell /usr/sbin/nologin geoip \
     && mkdir -p /run/geoip /data \
     && chown geoip:geoip /run/geoip /data \
-    && chmod 0700 /run/geoip
+    && chmod 1777 /run/geoip
 
 COPY --from=builder /opt/venv /opt/venv
 # The code belongs to root and is read-only for the service user.

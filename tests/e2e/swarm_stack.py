@@ -144,5 +144,13 @@ class SwarmStack:
             if not left and not networks:
                 break
             time.sleep(2)
-        for volume in docker("volume", "ls", "-q", "--filter", label).stdout.split():
-            docker("volume", "rm", "-f", volume, check=False)
+        # A volume stays in use until the engine has removed the last task container using it.
+        while True:
+            volumes = docker("volume", "ls", "-q", "--filter", label).stdout.split()
+            for volume in volumes:
+                done = docker("volume", "rm", "-f", volume, check=False)
+                if done.returncode != 0:
+                    print(f"swarm teardown: {volume}: {done.stderr.strip()}")
+            if not volumes or time.monotonic() > deadline:
+                break
+            time.sleep(2)

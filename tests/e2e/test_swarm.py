@@ -6,9 +6,15 @@ own (the layer cache of the compose test's build is reused) and deploys the stac
 replicas, plus a stand-in for DB-IP inside the stack (`upstream`, tests/e2e/swarm-upstream.yml)
 serving the City files the test writes, so every upstream download can be counted.
 
-Load goes only to the published port on 127.0.0.1 (Swarm's routing mesh), each request on a new
-connection as many clients behind a load balancer would send it; what happens inside a replica is
-read with `docker exec` (its own /readyz on its loopback). Prints the figures at the end.
+The kernel of the machines this runs on has no IPVS (CONFIG_IP_VS is not set: /proc/net/ip_vs is
+missing), which Swarm's routing mesh and its service virtual IPs are built on: a published port
+refuses connections and a service VIP answers "No route to host". So the stack is deployed with
+deploy/swarm/edge.yml, the shipped edge proxy for such clusters (host-mode port, every healthy app
+task by DNS), and the single-task services use `endpoint_mode: dnsrr` (docker-compose.yml).
+
+Load goes only to the edge's published port on 127.0.0.1, each request on a new connection as many
+clients would send it; what happens inside a replica is read with `docker exec` (its own /readyz on
+its loopback). Prints the figures at the end.
 """
 from __future__ import annotations
 
@@ -175,18 +181,20 @@ def fleet():
         upstream.offer(1)
         port = free_port()
         stack = SwarmStack(f"geoipswarm{os.getpid()}", {
-            "GEOIP_IMAGE": APP_IMAGE, "GEOIP_TZ_IMAGE": TZ_IMAGE, "GEOIP_PORT": str(port),
+            "GEOIP_IMAGE": APP_IMAGE, "GEOIP_TZ_IMAGE": TZ_IMAGE, "GEOIP_PORT": str(free_port()),
+            "GEOIP_EDGE_PORT": str(port),
             "GEOIP_REPLICAS": str(REPLICAS), "GEOIP_WORKERS": "1", "GEOIP_THREADS": "16",
-            # Behind the routing mesh every request comes from the mesh's address (docs/scaling.md).
+            # Every request of the test comes from one address (docs/scaling.md, "Rate limits in a fleet").
             "GEOIP_RATE_LIMIT": "0",
             "TZ_READER_PASSWORD": secrets.token_hex(16), "DBIP_BASE_URL": "http://upstream:8000",
             "UPDATE_RETRY_FOR": "180s", "DB_PULL_INTERVAL": f"{PULL_INTERVAL}s", "UPSTREAM_DIR": str(upstream.directory),
-        }, extra_files=(Path(__file__).with_name("swarm-upstream.yml"),))
+        }, extra_files=(REPO / "deploy" / "swarm" / "edge.yml", Path(__file__).with_name("swarm-upstream.yml")))
         try:
             with SwarmMode():
                 began = time.monotonic()
                 stack.deploy()
                 stack.wait_healthy("app", REPLICAS)
+                stack.wait_healthy("edge", 1)
                 FIGURES["stack deploy: until 3 app replicas healthy"] = f"{time.monotonic() - began:.1f} s"
                 stack.wait_healthy("tz_world", 1)
                 FIGURES["stack deploy: until tz_world healthy (first load of the polygons)"] = f"{time.monotonic() - began:.1f} s"
@@ -261,6 +269,9 @@ def test_one_download_feeds_every_replica_and_bad_files_are_never_served(fleet):
     assert fleet.upstream_downloads() == 4  # v1, v2, the corrupt one (refused by the updater), v3
     for container in fleet.stack.containers("app"):
         assert fleet.readyz(container)["status"] == "ready"
+    usage = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", *fleet.stack.containers("app")).stdout.split("\n")
+    FIGURES["app container memory after three swaps (1 worker, 16 threads; limit / usage)"] = "; ".join(
+        line.strip() for line in usage if line.strip())
     FIGURES["database swaps under load"] = f"{report.summary()['requests']} requests, 0 failed, " \
                                            f"{report.summary()['per_second']} req/s"
 
