@@ -79,4 +79,9 @@ pg_ctl --pgdata="$PGDATA" --wait --silent --mode=fast stop
 rm -rf "$private_dir"
 trap - EXIT
 
-exec postgres -D "$PGDATA"
+# Every app worker keeps up to TZ_POOL_SIZE connections: a fleet needs replicas x workers x that
+# (docs/scaling.md, "Capacity"), more than PostgreSQL's default of 100 in a large one.
+max_connections="${TZ_MAX_CONNECTIONS:-100}"
+[[ "$max_connections" =~ ^[0-9]{1,5}$ ]] && (( max_connections >= 10 )) \
+    || { log "TZ_MAX_CONNECTIONS must be a number of connections, 10 or more"; exit 2; }
+exec postgres -D "$PGDATA" -c max_connections="$max_connections"
