@@ -1,9 +1,9 @@
 """docker-compose.yml deployed for real with `docker stack deploy` on a single-node swarm.
 
 `SwarmMode` makes this engine a swarm manager for the test when it is not in a swarm
-(`docker swarm init`, manager port on 127.0.0.1 only) and leaves it afterwards; an engine that is
-already a manager is used as it is and left so. Compose projects on the same engine keep running
-either way: swarm mode does not touch bridge networks or containers it did not create.
+(`docker swarm init`, manager port on 127.0.0.1 only) and leaves it afterwards if nothing else runs
+on the engine (leaving breaks the DNS of running containers: see SwarmMode.__exit__); an engine that
+is already a manager is used as it is and left so.
 
 `SwarmStack` deploys under a throwaway stack name with its settings in the deploying process's
 environment (how `docker stack deploy` interpolates and fills name-only variables), and removes
@@ -58,8 +58,18 @@ class SwarmMode:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.initialised:
-            docker("swarm", "leave", "--force", timeout=120, check=False)
+        if not self.initialised:
+            return
+        # `docker swarm leave` breaks the embedded DNS of every container then running on a
+        # user-defined network (Docker 20.10: names answer "Name or service not known" afterwards;
+        # `swarm init` does not), e.g. another developer's compose stack on this shared engine. So
+        # the swarm is left only when nothing else runs; otherwise it stays, empty and harmless.
+        others = docker("ps", "-q").stdout.split()
+        if others:
+            print(f"swarm: {len(others)} other containers are running on this engine: staying in the swarm "
+                  "(leaving it would break their DNS); `docker swarm leave --force` once they are gone")
+            return
+        docker("swarm", "leave", "--force", timeout=120, check=False)
 
 
 class SwarmStack:
