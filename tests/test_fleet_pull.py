@@ -88,7 +88,7 @@ def leftovers(live: Path) -> list[str]:
 
 def test_nothing_is_published_before_the_updater_has_a_verified_file(updater):
     answer = requests.get(updater.url + "/v1/databases/city", timeout=10)
-    assert answer.status_code == 503 and answer.json()["error"]["code"] == "NOT_PUBLISHED"
+    assert answer.status_code == 404 and answer.json()["error"]["code"] == "NOT_PUBLISHED"
     assert updater.index() == {}
     assert requests.get(updater.url + "/healthz", timeout=10).status_code == 200
     unknown = requests.get(updater.url + "/v1/databases/nope", timeout=10)
@@ -132,7 +132,7 @@ def test_a_file_changed_behind_the_updaters_back_is_not_published(updater):
         handle.seek(100)
         handle.write(b"\0" * 4096)
     answer = requests.get(updater.url + "/v1/databases/city", timeout=10)
-    assert answer.status_code == 503 and answer.json()["error"]["code"] == "NOT_PUBLISHED"
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "NOT_VERIFIED"
     # The next successful update-db publishes again.
     updater.install(2)
     assert requests.get(updater.url + "/v1/databases/city", timeout=10).status_code == 200
@@ -242,10 +242,19 @@ def test_a_replica_whose_updater_is_down_serves_what_it_has_and_says_so(tmp_path
     assert city["state"] == "failing" and city["error"] == "NETWORK_ERROR" and city["last_success"]
 
 
+def test_nothing_published_yet_is_not_the_replicas_trouble(tmp_path, updater):
+    live = replica(tmp_path, "replica")
+    result = pull(live, updater.url)  # the updater has no file yet (an optional ASN file, a first start)
+    assert (result.outcome, result.error, result.ok) == ("unpublished", "NOT_PUBLISHED", True) and not live.exists()
+    config = PullConfig(url=updater.url, database_paths=(("city", str(live)),))
+    readiness = pull_readiness(config)
+    assert readiness["ok"] is True and readiness["databases"]["city"]["state"] == "unpublished"
+
+
 def test_a_replica_with_nothing_is_not_ready(tmp_path):
     live = replica(tmp_path, "replica")
     with FakeHttpServer() as server:
-        server.routes["/v1/databases/city"] = lambda request: Reply(503, b'{"error": {"code": "NOT_PUBLISHED"}}')
+        server.routes["/v1/databases/city"] = lambda request: Reply(503, b'{"error": {"code": "NOT_VERIFIED"}}')
         result = pull(live, server.base_url)
     assert result.outcome == "failed" and not live.exists()
     config = Config(city_db_path=str(live), city_db_copy_dir=str(tmp_path / "copies"),

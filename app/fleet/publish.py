@@ -3,8 +3,9 @@
     GET|HEAD /v1/databases           {"databases": [{"name", "sha256", "md5", "size", "build_epoch",
                                      "transfers", "not_modified", ...}]} (answers since start)
     GET|HEAD /v1/databases/<name>    the file; ETag "<sha256>", Last-Modified; 304 on If-None-Match
-                                     (or, without it, If-Modified-Since); 503 NOT_PUBLISHED until
-                                     there is a verified file
+                                     (or, without it, If-Modified-Since); 404 NOT_PUBLISHED while
+                                     the updater has no file of it (yet), 503 NOT_VERIFIED while its
+                                     file is not one update-db vouches for
     GET      /healthz                200 while the endpoint serves
 
 Only a file the updater vouches for is served: its state file must hold an md5 recorded for that
@@ -146,9 +147,13 @@ class PublishHandler(BaseHTTPRequestHandler):
         match = DATABASE_PATH.match(path)
         if not match or match.group(1) not in self.catalog.databases:
             return self._error(404, "UNKNOWN_DATABASE", "no such database is published here", send_body)
-        published = self.catalog.open(match.group(1))
+        name = match.group(1)
+        published = self.catalog.open(name)
         if published is None:
-            return self._error(503, "NOT_PUBLISHED", "the updater has no verified file of this database yet", send_body)
+            if not os.path.exists(self.catalog.databases[name].path):
+                return self._error(404, "NOT_PUBLISHED", "the updater has no file of this database (yet)", send_body)
+            return self._error(503, "NOT_VERIFIED", "the updater's file of this database is not one it verified",
+                               send_body)
         try:
             self._file(published, send_body)
         finally:

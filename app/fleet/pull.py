@@ -23,7 +23,8 @@ import time
 from dataclasses import dataclass, field
 
 from ..config import PullConfig
-from ..updater.errors import ChecksumMismatch, InvalidDatabase, LocalError, LockHeld, NotNewer, SourceError, UpdateError
+from ..updater.errors import (ChecksumMismatch, InvalidDatabase, LocalError, LockHeld, NotFoundAtSource, NotNewer,
+                              SourceError, UpdateError)
 from ..updater.http import HttpClient, Validators
 from ..updater.install import install, remove_quietly, remove_stale_staging, staging_file
 from ..updater.lock import UpdateLock
@@ -48,7 +49,7 @@ class PullState(JsonStateFile):
     build_epoch: int | None = None
     installed_at: float | None = None
     last_check: float | None = None
-    last_outcome: str | None = None                  # updated | current | refused | failed | skipped
+    last_outcome: str | None = None                  # updated | current | unpublished | refused | failed
     last_error: str | None = None
     last_error_code: str | None = None
     last_success: float | None = None
@@ -68,7 +69,7 @@ class PullState(JsonStateFile):
 @dataclass
 class PullResult:
     database: str
-    outcome: str          # updated | current | refused | failed | skipped
+    outcome: str          # updated | current | unpublished | refused | failed | skipped
     message: str
     sha256: str | None = None
     build_epoch: int | None = None
@@ -77,7 +78,7 @@ class PullResult:
 
     @property
     def ok(self) -> bool:
-        return self.outcome in ("updated", "current", "skipped")
+        return self.outcome in ("updated", "current", "skipped", "unpublished")
 
 
 def pull_database(database: FleetDatabase, base_url: str, http: HttpClient, clock=time.time) -> PullResult:
@@ -90,6 +91,11 @@ def pull_database(database: FleetDatabase, base_url: str, http: HttpClient, cloc
             result = _pull_locked(database, f"{base_url.rstrip('/')}/v1/databases/{database.name}", http, state)
     except LockHeld as exc:
         result = PullResult(database.name, "skipped", str(exc), error=exc.code)
+    except NotFoundAtSource:
+        # The updater has none (an optional database not installed there yet): nothing to pull,
+        # nothing wrong with this replica; its file, if any, stays.
+        result = PullResult(database.name, "unpublished", f"the updater publishes no {database.name} database (yet)",
+                            error="NOT_PUBLISHED")
     except (InvalidDatabase, NotNewer) as exc:
         result = PullResult(database.name, "refused", f"{exc}; {live} was left as it was", error=exc.code)
     except UpdateError as exc:

@@ -27,10 +27,12 @@ def pull_readiness(config: PullConfig, now: float | None = None) -> dict:
             condition = "stalled"
         elif state.last_outcome in ("failed", "refused"):
             condition = "failing"
+        elif state.last_outcome == "unpublished":
+            condition = "unpublished"  # the updater has none (yet): not this replica's trouble
         else:
             condition = "ok"
         databases[name] = {"state": condition, "last_check": iso_time(state.last_check),
                            "last_success": iso_time(state.last_success), "last_outcome": state.last_outcome,
                            "error": state.last_error_code, "detail": state.last_error, "sha256": state.sha256}
     return {"publisher": config.url, "interval": config.interval,
-            "ok": all(entry["state"] in ("ok", "pending") for entry in databases.values()), "databases": databases}
+            "ok": all(entry["state"] in ("ok", "pending", "unpublished") for entry in databases.values()), "databases": databases}
