@@ -172,3 +172,20 @@ def test_cli_errors_are_clear(database, tmp_path):
     assert result.exit_code == 1 and "cannot connect" in result.output and "Traceback" not in result.output
     result = runner.invoke(load_tz_world_command, [], env={"TZ_DATABASE_URL": ""})
     assert result.exit_code == 2 and "TZ_DATABASE_URL" in result.output
+
+
+def test_a_reload_reaches_the_lookup_services_zone_cache(database):
+    """The service keeps zone answers per tz_world load (`version`, its loaded_at): after a reload
+    the cached answer for a point is asked again, without a restart."""
+    from app.lookup import ZoneCache
+    load_tz_world(database, ["Europe/London", "Etc/GMT"])
+    index = PostgisTimezoneIndex(database, retry_after=0.1, statement_timeout_ms=5000)
+    zones = ZoneCache(index, 64)
+    assert zones.zone_at(48.8566, 2.3522) is None  # Paris is not loaded: "no zone here" is kept too
+    version = index.version
+    assert version is not None
+    load_tz_world(database, ["Europe/Paris", "Etc/GMT"], release=DataRelease("2099z", "9.2099.26", "9.0.0"))
+    index._version_due = 0.0  # as if VERSION_CHECK_INTERVAL had passed
+    assert index.version != version
+    assert zones.zone_at(48.8566, 2.3522).name == "Europe/Paris"
+    index.close()
