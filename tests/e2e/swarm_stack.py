@@ -129,7 +129,11 @@ class SwarmStack:
         return docker("exec", container, *command, check=check, timeout=120)
 
     def logs(self, service: str, tail: int = 80) -> str:
-        done = docker("service", "logs", "--no-task-ids", "--tail", str(tail), self.service(service), check=False, timeout=120)
+        try:
+            done = docker("service", "logs", "--no-task-ids", "--tail", str(tail), self.service(service), check=False,
+                          timeout=60)
+        except subprocess.TimeoutExpired:  # a diagnostic must not hide the failure it describes
+            return f"(docker service logs {self.service(service)} did not answer within 60 s)"
         return done.stdout + done.stderr
 
     def update(self, service: str, *args: str, timeout: float = 900) -> float:

@@ -170,7 +170,7 @@ def assert_no_failures(report, what: str, fleet=None) -> None:
         seconds = sorted({round(f.started - report.started) for f in failures})
         print(f"\n{what}: failures in seconds {seconds} of {report.duration:.0f}; marks "
               f"{[(round(t - report.started, 1), label) for t, label in report.marks]}\n"
-              f"edge log:\n{fleet.stack.logs('edge', tail=40)}\napp log:\n{fleet.stack.logs('app', tail=60)}")
+              f"edge log:\n{fleet.stack.logs('edge', tail=40)}")
     assert not failures, f"{what}: {len(failures)} failed of {summary['requests']}: " \
                          f"{[(f.status, f.error) for f in failures[:10]]}"
     assert set(report.statuses()) == {200}, (what, report.statuses())
