@@ -1,44 +1,80 @@
-"""Figure 2: GET /api/v1/lookup/<ip> through Nginx -> uWSGI -> app, against the trivial ceiling app
-served by the same Nginx and uWSGI configs (see stack.py and trivial_app.py), with wrk.
+"""Figure 2: GET /api/v1/lookup/<ip> through Nginx -> uWSGI -> app, against an honest ceiling, with wrk.
 
-Also the throughput curve: both stacks at 1..64 connections, for the plot in docs/.
+Every stack of the figure runs at once (the idle ones cost nothing) and wrk alternates between
+them, round after round, so load from elsewhere on a shared machine hits them alike:
+
+| row | what |
+|---|---|
+| `ceiling` | the plain stack (plain_stack.py): plain Nginx -> uWSGI, 2 processes, no threads, no logging -> a raw WSGI callable returning 900 bytes |
+| `ours_trivial` | the same callable through our configs (docker/: supervisord, uwsgi.ini, nginx.conf, site.conf) |
+| `ours_trivial_*` | our configs with one choice changed (threads, access log, rate-limit zone, metrics): what each costs |
+| `app` | Easy GeoIP's lookups, default configuration (rate limit off, as a load test from one address needs) |
+| `app_metrics_off` | the same with METRICS_ENABLED=false: the metrics' cost |
+| `naive_peer` | Flask + geoip2 `Reader.city(ip).to_dict()` under the plain stack |
+
+Also the throughput curve (app and ceiling at 1..64 connections) for the plot in docs/.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 from . import profiles, trivial_app, wrk
+from .plain_stack import PlainStack
 from .stack import ServingStack
 
 TARGET_SHARE = 0.60
 TARGET_P99_RATIO = 2.0
+TARGET_PEER_RATIO = 4.0
+TARGET_METRICS_COST = 0.05
 CURVE_CONNECTIONS = (1, 2, 4, 8, 16, 32, 64)
+
+# label -> (what it serves, how it is built)
+CONFIG_ROWS = {
+    "ours_trivial_1_thread": {"GEOIP_THREADS": "1"},
+    "ours_trivial_access_log_off": {"GEOIP_ACCESS_LOG": "off"},
+    "ours_trivial_rate_limit_zone": {"GEOIP_RATE_LIMIT": "100000", "GEOIP_RATE_BURST": "1000000"},
+}
 
 
 def lookup_paths(addresses: list[str]) -> list[str]:
     return [f"/api/v1/lookup/{address}" for address in addresses]
 
 
+def _stacks(city_file, workers, config_rows: bool) -> dict:
+    workers = workers or os.cpu_count() or 1
+    stacks = {
+        "ceiling": lambda: PlainStack(trivial_app.MODULE, workers=workers),
+        "ours_trivial": lambda: ServingStack(city_file.path, ceiling=True, workers=workers),
+        "app": lambda: ServingStack(city_file.path, workers=workers),
+        "app_metrics_off": lambda: ServingStack(city_file.path, workers=workers, env={"METRICS_ENABLED": "false"}),
+        "naive_peer": lambda: PlainStack("bench.naive_peer:application", workers=workers,
+                                         env={"BENCH_CITY_DB": str(city_file.path)}),
+    }
+    if config_rows:
+        for label, env in CONFIG_ROWS.items():
+            stacks[label] = (lambda env=env: ServingStack(city_file.path, ceiling=True, workers=workers, env=env))
+    return stacks
+
+
 def measure(city_file, addresses: list[str], *, seconds: float = 10, connections: int = 32, threads: int = 2,
             curve_seconds: float = 3, curve_connections=CURVE_CONNECTIONS, workers: int | None = None,
-            profile_to: Path | None = None, rounds: int = 3) -> dict:
-    """Both stacks run at once (each idle while the other is timed); wrk alternates between them
-    for `rounds` rounds of `seconds` each, and each stack's best round counts: a burst of load from
-    elsewhere on a shared machine hits both alike and rarely every round.
-
-    `profile_to`: a file for py-spy's collapsed stacks of one app worker, recorded during an
-    extra wrk run after the measured ones (so profiling never slows the figures)."""
+            profile_to: Path | None = None, rounds: int = 3, config_rows: bool = True) -> dict:
+    """Each stack's best round counts for req/s and for p99 (load from elsewhere only adds);
+    every round is in the JSON. `profile_to`: py-spy's collapsed stacks of one app worker,
+    recorded during an extra wrk run after the measured ones (so profiling never slows the figures)."""
     paths = lookup_paths(addresses)
     results = {}
-    with ServingStack(city_file.path, ceiling=False, workers=workers) as app_stack, \
-            ServingStack(city_file.path, ceiling=True, workers=workers) as ceiling_stack:
-        stacks = {"app": app_stack, "ceiling": ceiling_stack}
+    with contextlib.ExitStack() as running:
+        stacks = {label: running.enter_context(make()) for label, make in _stacks(city_file, workers, config_rows).items()}
         for label, stack in stacks.items():
             # Check the path answers 200 before timing it; the bench must never time error pages.
             status, body = stack.get(paths[0])
             if status != 200:
                 raise RuntimeError(f"{label}: {paths[0]} answered {status}")
-            if (body == trivial_app.BODY) != (label == "ceiling"):  # each stack serves the app it should
+            trivial = label == "ceiling" or label.startswith("ours_trivial")
+            if (body == trivial_app.BODY) != trivial:  # each stack serves the app it should
                 raise RuntimeError(f"{label}: the stack serves the wrong WSGI app")
             wrk.run(stack.base_url, paths, connections=connections, seconds=min(2, seconds), threads=threads)  # warm
         runs = {label: [] for label in stacks}
@@ -47,38 +83,60 @@ def measure(city_file, addresses: list[str], *, seconds: float = 10, connections
                 cpu_before = stack.cpu_seconds()
                 run = wrk.run(stack.base_url, paths, connections=connections, seconds=seconds, threads=threads)
                 run["server_cpu_ms_per_request"] = round((stack.cpu_seconds() - cpu_before) * 1000 / run["requests"], 3)
+                run["load_average"] = round(os.getloadavg()[0], 1)
                 runs[label].append(run)
         for label, stack in stacks.items():
             best = max(runs[label], key=lambda run: run["requests_per_s"])
-            best = dict(best, errors=sum(run["errors"] for run in runs[label]),
-                        rounds_requests_per_s=[run["requests_per_s"] for run in runs[label]],
-                        rounds_p99_ms=[run["p99_ms"] for run in runs[label]],
-                        # the tail like the throughput: the best round's (load from elsewhere only adds)
-                        best_p99_ms=min(run["p99_ms"] for run in runs[label]))
-            results[label] = {"main": best, "workers": stack.workers, "threads": stack.threads, "curve": []}
+            results[label] = {"main": dict(
+                best, errors=sum(run["errors"] for run in runs[label]),
+                rounds_requests_per_s=[run["requests_per_s"] for run in runs[label]],
+                rounds_p99_ms=[run["p99_ms"] for run in runs[label]],
+                rounds_load_average=[run["load_average"] for run in runs[label]],
+                best_p99_ms=min(run["p99_ms"] for run in runs[label])),
+                "workers": stack.workers, "threads": stack.threads, "curve": []}
         for count in curve_connections:  # alternating too
-            for label, stack in stacks.items():
-                results[label]["curve"].append(wrk.run(stack.base_url, paths, connections=count, seconds=curve_seconds))
+            for label in ("app", "ceiling"):
+                results[label]["curve"].append(wrk.run(stacks[label].base_url, paths, connections=count,
+                                                       seconds=curve_seconds))
         if profile_to is not None and profiles.py_spy_available():
-            results["app"]["profile"] = _profile_worker(app_stack, paths, connections, threads, profile_to)
-    share = results["app"]["main"]["requests_per_s"] / results["ceiling"]["main"]["requests_per_s"]
-    p99_ratio = results["app"]["main"]["best_p99_ms"] / results["ceiling"]["main"]["best_p99_ms"]
+            results["app"]["profile"] = _profile_worker(stacks["app"], paths, connections, threads, profile_to)
+    return summarise(city_file, results, paths, threads, connections, seconds, rounds, curve_connections,
+                     curve_seconds)
+
+
+def summarise(city_file, results, paths, threads, connections, seconds, rounds, curve_connections, curve_seconds):
+    main = {label: result["main"] for label, result in results.items()}
+    app, ceiling, peer = main["app"], main["ceiling"], main["naive_peer"]
+    share = app["requests_per_s"] / ceiling["requests_per_s"]
+    p99_ratio = app["best_p99_ms"] / ceiling["best_p99_ms"]
+    peer_ratio = app["requests_per_s"] / peer["requests_per_s"]
+    metrics_cost = 1 - app["requests_per_s"] / main["app_metrics_off"]["requests_per_s"]
     return {
         "city_file": city_file.label,
         "wrk": {"threads": threads, "connections": connections, "seconds": seconds, "rounds": rounds,
                 "rotating_over": len(paths)},
-        "app": results["app"]["main"],
-        "ceiling": results["ceiling"]["main"],
+        "app": app,
+        "ceiling": ceiling,
+        "rows": main,
         "ratio": round(share, 3),
-        "target": f">= {TARGET_SHARE:.0%} of the ceiling's req/s",
-        "met": share >= TARGET_SHARE and results["app"]["main"]["errors"] == 0,
+        "target": f">= {TARGET_SHARE:.0%} of the plain ceiling's req/s",
+        "met": share >= TARGET_SHARE and app["errors"] == 0,
         # issue 13: the default configuration's tail (no worker recycling by request count)
         "p99_ratio": round(p99_ratio, 2),
-        "p99_target": f"<= {TARGET_P99_RATIO:g}x the ceiling's p99",
+        "p99_target": f"<= {TARGET_P99_RATIO:g}x the plain ceiling's p99",
         "p99_met": p99_ratio <= TARGET_P99_RATIO,
-        # CPU per request (Nginx + uWSGI, both stacks): the same comparison, insensitive to other load.
-        "cpu_ratio": round(results["app"]["main"]["server_cpu_ms_per_request"]
-                           / results["ceiling"]["main"]["server_cpu_ms_per_request"], 2),
+        "peer_ratio": round(peer_ratio, 2),
+        "peer_target": f">= {TARGET_PEER_RATIO:g}x the naive peer's req/s",
+        "peer_met": peer_ratio >= TARGET_PEER_RATIO,
+        "metrics_cost": round(metrics_cost, 3),
+        "metrics_target": f"<= {TARGET_METRICS_COST:.0%} fewer req/s with metrics on",
+        "metrics_met": metrics_cost <= TARGET_METRICS_COST,
+        # each config row against our trivial row: what that one choice changes
+        "config_cost": {label: round(row["requests_per_s"] / main["ours_trivial"]["requests_per_s"], 3)
+                        for label, row in main.items() if label.startswith("ours_trivial_")},
+        "ours_trivial_share_of_ceiling": round(main["ours_trivial"]["requests_per_s"] / ceiling["requests_per_s"], 3),
+        # CPU per request (all processes of each stack): the same comparison, insensitive to other load.
+        "cpu_ratio": round(app["server_cpu_ms_per_request"] / ceiling["server_cpu_ms_per_request"], 2),
         "workers": results["app"]["workers"],
         "worker_profile": results["app"].get("profile"),
         "uwsgi_threads": results["app"]["threads"],
@@ -89,7 +147,6 @@ def measure(city_file, addresses: list[str], *, seconds: float = 10, connections
                   "ceiling_p99_ms": [point["p99_ms"] for point in results["ceiling"]["curve"]],
                   "seconds_each": curve_seconds},
     }
-
 
 
 def _profile_worker(stack, paths, connections: int, threads: int, output: Path, seconds: float = 5) -> dict:

@@ -13,7 +13,7 @@ def throughput_png(http: dict, path: Path, title_note: str = "") -> Path:
     curve = http["curve"]
     connections = curve["connections"]
     figure, axis = plt.subplots(figsize=(7, 4), dpi=110)
-    axis.plot(connections, curve["ceiling_requests_per_s"], marker="o", label="ceiling: trivial WSGI app, same Nginx + uWSGI")
+    axis.plot(connections, curve["ceiling_requests_per_s"], marker="o", label="ceiling: raw WSGI app, plain Nginx + uWSGI")
     axis.plot(connections, curve["app_requests_per_s"], marker="s", label="Easy GeoIP: GET /api/v1/lookup/<ip>")
     axis.set_xscale("log", base=2)
     axis.set_xticks(connections, [str(count) for count in connections])

@@ -33,10 +33,10 @@ README_END = "<!-- bench:end -->"
 FIGURES = ("inprocess", "http", "batch", "timezones", "dns", "memory", "coldstart", "bulk")
 
 FULL = {"inprocess_addresses": 100_000, "inprocess_rounds": 3, "http_addresses": 10_000, "http_seconds": 10, "http_rounds": 3,
-        "curve_seconds": 2, "curve_connections": bench_http.CURVE_CONNECTIONS, "batch_rounds": 3, "dns_names": 1000,
+        "curve_seconds": 2, "curve_connections": bench_http.CURVE_CONNECTIONS, "http_config_rows": True, "batch_rounds": 3, "dns_names": 1000,
         "memory_workers": bench_memory.WORKER_COUNTS, "coldstart_repeats": 3, "bulk_lines": 1_000_000}
 QUICK = {"inprocess_addresses": 400, "inprocess_rounds": 1, "http_addresses": 200, "http_seconds": 1, "http_rounds": 1,
-         "curve_seconds": 0.5, "curve_connections": (1, 4), "batch_rounds": 1, "dns_names": 20,
+         "curve_seconds": 0.5, "curve_connections": (1, 4), "http_config_rows": False, "batch_rounds": 1, "dns_names": 20,
          "memory_workers": (1, 2), "coldstart_repeats": 1, "bulk_lines": 2000}
 
 
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     figure("inprocess", inprocess)
     figure("http", lambda: bench_http.measure(
         main_file, located, seconds=sizes["http_seconds"], rounds=sizes["http_rounds"], curve_seconds=sizes["curve_seconds"],
-        curve_connections=sizes["curve_connections"],
+        curve_connections=sizes["curve_connections"], config_rows=sizes["http_config_rows"],
         profile_to=None if args.quick else args.out / f"{stem}-profile-http-worker.txt"))
     figure("batch", lambda: bench_batch.measure(
         main_file, located, rounds=sizes["batch_rounds"],

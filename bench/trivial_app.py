@@ -1,6 +1,6 @@
-"""The HTTP ceiling: the cheapest WSGI app uWSGI can run, served through the same Nginx and uWSGI
-configs as Easy GeoIP. The bench starts it instead of `app.wsgi` (never mounted in the real app),
-so the gap between the two is what our code costs per request.
+"""The cheapest WSGI app uWSGI can run: the HTTP ceiling under the plain stack (plain_stack.py),
+and, through Easy GeoIP's own Nginx and uWSGI configs, the row that shows what those configs cost.
+The bench starts it instead of `app.wsgi` (never mounted in the real app).
 
 The body is a fixed JSON document about the size of a lookup result, so Nginx, gzip and the
 socket move a comparable number of bytes.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+MODULE = "bench.trivial_app:application"
 LOOKUPBODY_BYTES = 900  # a GeoLite2 city result is 850-1000 bytes
 
 

@@ -39,6 +39,7 @@ def wide_city_db(path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # every figure's stacks, started one after the other on a shared machine
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (it is in the Makefile's TEST_APT)")
 def test_harness_produces_every_figure(tmp_path):
     city = wide_city_db(tmp_path / "wide-city.mmdb")

@@ -2,9 +2,9 @@
 
 `instrument(services, metrics)` puts thin wrappers around the lookup service (lookups by kind and
 outcome), the DNS resolver (outcomes) and the time-zone backend (query latency), and starts a
-`WorkerCounters` thread that adds what the adapters count in plain attributes (cache hits and
-misses, database swaps and failed loads) to the shared counters every second, and once more when
-the worker exits.
+`WorkerCounters` thread that adds the worker's tally, and what the adapters count in plain
+attributes (cache hits and misses, database swaps and failed loads), to the shared counters
+every second, and once more when the worker exits.
 """
 from __future__ import annotations
 
@@ -30,25 +30,26 @@ def _outcome(error: BaseException) -> str:
 
 
 class _Children:
-    """metric.labels(...) once per label tuple (labels() costs more than the increment)."""
+    """The tallied child of `metric` per label tuple (app/metrics: Metrics.counter/histogram)."""
 
-    def __init__(self, metric):
+    def __init__(self, metrics, metric, histogram: bool = False):
+        self._make = metrics.histogram if histogram else metrics.counter
         self._metric = metric
         self._children: dict = {}
 
     def __call__(self, *labels):
         child = self._children.get(labels)
         if child is None:
-            child = self._children[labels] = self._metric.labels(*labels)
+            child = self._children[labels] = self._make(self._metric, *labels)
         return child
 
 
 class MeteredLookups:
     """The lookup service, counting each lookup (and each batch item) by kind and outcome."""
 
-    def __init__(self, inner, counter):
+    def __init__(self, inner, count: _Children):
         self._inner = inner
-        self._count = _Children(counter)
+        self._count = count
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
@@ -97,9 +98,9 @@ class MeteredLookups:
 
 
 class MeteredResolver:
-    def __init__(self, inner, counter):
+    def __init__(self, inner, count: _Children):
         self._inner = inner
-        self._count = _Children(counter)
+        self._count = count
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
@@ -117,9 +118,9 @@ class MeteredResolver:
 class TimedTimezones:
     """A time-zone backend, timing every query it answers or fails."""
 
-    def __init__(self, inner, histogram):
+    def __init__(self, inner, observe: _Children):
         self._inner = inner
-        self._observe = _Children(histogram)
+        self._observe = observe
         self._backend = getattr(inner, "backend", "unknown")
 
     def __getattr__(self, name):
@@ -163,6 +164,7 @@ class WorkerCounters:
         return readings
 
     def flush(self) -> None:
+        self.metrics.flush()
         with self._lock:
             for key, value in self.readings().items():
                 last = self._last.get(key, 0)
@@ -187,9 +189,10 @@ class WorkerCounters:
 def instrument(services, metrics) -> WorkerCounters:
     """Wrap the collaborators the lookups use; returns the worker's attribute counters (not started)."""
     lookup = services.lookup
-    lookup.resolver = services.resolver = MeteredResolver(services.resolver, metrics.dns_resolutions)
+    lookup.resolver = services.resolver = MeteredResolver(services.resolver, _Children(metrics, metrics.dns_resolutions))
     # The coordinate cache asks the backend on a miss: time those queries (before any lookup made
     # the cache take the backend's method).
-    lookup.zones.timezones = TimedTimezones(lookup.zones.timezones, metrics.timezone_queries)
-    services.lookup = MeteredLookups(lookup, metrics.lookups)
+    lookup.zones.timezones = TimedTimezones(lookup.zones.timezones,
+                                            _Children(metrics, metrics.timezone_queries, histogram=True))
+    services.lookup = MeteredLookups(lookup, _Children(metrics, metrics.lookups))
     return WorkerCounters(services, metrics)

@@ -69,11 +69,11 @@ class MetricsMiddleware:
         key = (route, status)
         counter = self._requests.get(key)
         if counter is None:
-            counter = self._requests[key] = self.metrics.http_requests.labels(route, status)
+            counter = self._requests[key] = self.metrics.counter(self.metrics.http_requests, route, status)
         counter.inc()
         histogram = self._latency.get(route)
         if histogram is None:
-            histogram = self._latency[route] = self.metrics.http_latency.labels(route)
+            histogram = self._latency[route] = self.metrics.histogram(self.metrics.http_latency, route)
         histogram.observe(seconds)
 
     def _allowed(self, environ) -> bool:
