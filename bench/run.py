@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     def inprocess():
         figures = []
         # Each City file alone, then the main one with the real-size ASN file (against get() on both).
-        asn_file = asn_files.ip_location_db_asn()
+        # --quick checks the harness: no real-size ASN file (on a fresh machine it is a download and a build).
+        asn_file = None if args.quick else asn_files.ip_location_db_asn()
         for city, asn in [(city, None) for city in files] + ([(main_file, asn_file)] if asn_file else []):
             item = bench_inprocess.measure(city, ipv4[: sizes["inprocess_addresses"]], rounds=sizes["inprocess_rounds"],
                                            asn_file=asn)
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 item["profile"] = {"file": profile_path.name, "self_time": bench_inprocess.profile(
                     city, ipv4[: min(10_000, sizes["inprocess_addresses"])], profile_path, asn_file=asn)}
             figures.append(item)
-        if asn_file is None:
+        if asn_file is None and not args.quick:
             results["skipped"]["inprocess_asn"] = "no ASN file: npm could not fetch @ip-location-db/asn"
         return figures
 
@@ -119,10 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     figure("dns", lambda: bench_dns.measure(main_file, located, located_v6, count=sizes["dns_names"]))
     figure("memory", lambda: bench_memory.measure(main_file, located, worker_counts=sizes["memory_workers"],
                                                   fill_addresses=located_all))
-    asn_file = asn_files.ip_location_db_asn()
-    if asn_file is not None:
-        figure("memory", lambda: bench_memory.measure(main_file, located, worker_counts=sizes["memory_workers"],
-                                                      fill_addresses=located_all, asn_file=asn_file), key="memory_asn")
+    if not args.quick and "memory" in wanted:
+        asn_file = asn_files.ip_location_db_asn()
+        if asn_file is not None:
+            figure("memory", lambda: bench_memory.measure(main_file, located, worker_counts=sizes["memory_workers"],
+                                                          fill_addresses=located_all, asn_file=asn_file),
+                   key="memory_asn")
     figure("coldstart", lambda: bench_coldstart.measure(main_file, located[0], repeats=sizes["coldstart_repeats"]))
     figure("bulk", lambda: bench_bulk.measure(
         main_file, None if args.quick else getattr(asn_files.ip_location_db_asn(), "path", None),
