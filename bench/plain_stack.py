@@ -9,7 +9,6 @@ Flask + geoip2 peer). Runs as the calling user on 127.0.0.1, in a temporary dire
 """
 from __future__ import annotations
 
-import http.client
 import os
 import shutil
 import signal
@@ -19,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.native_stack import free_port
+from tests.support.native_stack import free_port, http_request
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -114,13 +113,8 @@ class PlainStack:
             return ""
 
     def get(self, path: str, timeout: float = 30) -> tuple[int, bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            connection.request("GET", path)
-            response = connection.getresponse()
-            return response.status, response.read()
-        finally:
-            connection.close()
+        status, _, body = http_request(self.port, path, timeout=timeout)
+        return status, body
 
     def _uwsgi_workers(self) -> list[int]:
         master = self.processes[0].pid

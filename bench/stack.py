@@ -16,12 +16,11 @@ start_nginx.py, nginx.conf, site.conf), as `nobody`. This module adds what the b
 """
 from __future__ import annotations
 
-import http.client
 import os
 import time
 from pathlib import Path
 
-from tests.support.native_stack import NativeStack, StackError
+from tests.support.native_stack import NativeStack, StackError, http_request
 
 REPO = Path(__file__).resolve().parent.parent
 TRIVIAL_APP = "bench.trivial_app:application"
@@ -72,13 +71,8 @@ class ServingStack(NativeStack):
             time.sleep(0.05)
 
     def get(self, path: str, timeout: float = 30) -> tuple[int, bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            connection.request("GET", path)
-            response = connection.getresponse()
-            return response.status, response.read()
-        finally:
-            connection.close()
+        status, _, body = http_request(self.port, path, timeout=timeout)
+        return status, body
 
     def master_pid(self) -> int:
         return self.program_pid("uwsgi")

@@ -3,7 +3,6 @@ the answer's inputs, 304 on If-None-Match, Vary; `me` private, errors not cached
 400s; a new database version changes the ETag."""
 from __future__ import annotations
 
-import http.client
 import os
 import shutil
 import time
@@ -13,19 +12,14 @@ import pytest
 
 from app.http import caching
 from tests.support.city_fixtures import write_city_db
-from tests.support.native_stack import NativeStack
+from tests.support.native_stack import NativeStack, http_request
 
 pytestmark = pytest.mark.slow
 
 
 def get(stack, path: str, headers: dict | None = None):
-    connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
-    try:
-        connection.request("GET", path, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        connection.close()
+    status, header_list, body = http_request(stack.port, path, headers=headers)
+    return status, {k.lower(): v for k, v in header_list}, body
 
 
 @pytest.fixture(scope="module")

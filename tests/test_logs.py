@@ -4,7 +4,6 @@ returned). Through the native stack (docker/ configs), plus the app's formatter 
 """
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import logging
@@ -17,19 +16,14 @@ from werkzeug.test import Client
 
 from app import logs
 from app.config import Config, ConfigError
-from tests.support.native_stack import NativeStack
+from tests.support.native_stack import NativeStack, http_request
 
 SHARED_CITY = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "maxmind" / "GeoIP2-City-Test.mmdb"
 
 
 def request(stack, path: str, headers: dict | None = None, source: str = "127.0.0.1"):
-    connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30, source_address=(source, 0))
-    try:
-        connection.request("GET", path, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        connection.close()
+    status, header_list, body = http_request(stack.port, path, headers=headers, source=source)
+    return status, {k.lower(): v for k, v in header_list}, body
 
 
 def access_lines(stack) -> list[dict]:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support import prometheus
 from tests.support.load import Request, SteadyLoad
-from tests.support.native_stack import NativeStack
+from tests.support.native_stack import NativeStack, http_request
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not prometheus.available(), reason="Debian's prometheus is not installed")]
@@ -26,13 +26,8 @@ LOOKUPS = 240
 
 
 def get(stack, path: str, source: str = "127.0.0.1") -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30, source_address=(source, 0))
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
+    status, _, body = http_request(stack.port, path, source=source)
+    return status, body
 
 
 @pytest.fixture(scope="module")

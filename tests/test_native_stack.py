@@ -9,7 +9,6 @@ as a trusted proxy forwarding for a client of its own (each test then has its ow
 from __future__ import annotations
 
 import gzip
-import http.client
 import itertools
 import json
 import os
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.native_stack import NativeStack, StackError
+from tests.support.native_stack import NativeStack, StackError, http_request
 
 pytestmark = pytest.mark.slow
 
@@ -56,13 +55,8 @@ def request(stack, method: str, path: str, *, headers: dict | None = None, body:
     headers = dict(headers or {})
     if forwarded and source == "127.0.0.1":
         headers.setdefault("X-Forwarded-For", fresh_client_address())
-    connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30, source_address=(source, 0))
-    try:
-        connection.request(method, path, body=body, headers=headers)
-        response = connection.getresponse()
-        return response.status, Headers(response.getheaders()), response.read()
-    finally:
-        connection.close()
+    status, header_list, body = http_request(stack.port, path, method=method, headers=headers, body=body, source=source)
+    return status, Headers(header_list), body
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,20 @@ class StackError(RuntimeError):
     """The stack did not come up (the message carries the end of its log)."""
 
 
+def http_request(port: int, path: str, *, method: str = "GET", headers: dict | None = None,
+                 body: bytes | None = None, source: str = "127.0.0.1",
+                 timeout: float = 30) -> tuple[int, list[tuple[str, str]], bytes]:
+    """One HTTP request to 127.0.0.1:`port` from `source` on a connection of its own:
+    (status, header list as sent, body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(source, 0))
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.getheaders(), response.read()
+    finally:
+        connection.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
