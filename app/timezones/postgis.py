@@ -6,15 +6,24 @@
 - Each connection prepares the lookup once (`PREPARE`), with `plan_cache_mode = force_generic_plan`
   (PostgreSQL would otherwise re-plan it on every call on the subdivided table) and `jit = off`, and
   runs in autocommit so that no idle transaction ever holds a lock that would block a table swap.
-- Any failure (refused, reset, statement timeout) raises TimezoneBackendUnavailable and makes the
-  index "down" for `retry_after` seconds, during which it answers unavailable at once: a dead or
-  slow PostGIS costs the lookups nothing. The first call after that window tries again, so recovery
-  needs no restart.
+- Connections are asynchronous (`async_=True`): a call sends its query and waits for the socket
+  with a timeout, so no call waits on PostGIS longer than its bound, whatever the server does
+  (stopped processes or a partition answer nothing and close nothing: the server's statement
+  timeout is then never reported, and libpq's own waits have no bound or a 2 s floor). The bound
+  covers the whole call, a connect and the PREPARE included: `query_bound` (zone_at, version) is
+  the statement timeout plus half of it, at least 100 ms more; `status_bound` (readiness) 300 ms
+  more. A connection that misses it is closed at once (no thread is left waiting on it). Waiting
+  for a free connection behind other threads (`pool_wait`) comes before, on top.
+- Any failure (refused, reset, statement timeout, no answer within the bound) raises
+  TimezoneBackendUnavailable and makes the index "down" for `retry_after` seconds, during which
+  it answers unavailable at once: a dead, slow or stalled PostGIS costs the lookups nothing. The
+  first call after that window tries again, so recovery needs no restart.
 """
 from __future__ import annotations
 
 import math
 import os
+import select
 import threading
 import time
 
@@ -43,14 +52,51 @@ _LOADED_AT_QUERY = "SELECT loaded_at FROM tz_world_release LIMIT 1"
 # How often a worker asks which tz_world load serves (`version`): a reload reaches the answers
 # the lookup service keeps within this long.
 VERSION_CHECK_INTERVAL = 5.0
-# libpq's floor: connect_timeout=1 is read as 2 s in PostgreSQL 15's libpq.
-CONNECT_TIMEOUT_S = 1
+# A call's bound past the statement timeout: half of it, at least this (a connect and the PREPARE
+# fit in it; the server's own timeout, when it can report one, arrives well before).
+QUERY_MARGIN_S = 0.1
+# What readiness (`status`) may take more than a lookup.
+STATUS_EXTRA_S = 0.3
 
 
 class _Connection(psycopg2.extensions.connection):
-    """A connection that remembers whether the lookup statement is prepared on it."""
+    """An asynchronous connection and what it keeps once established: a poller on its socket and a
+    cursor (made once, not per query), and whether the lookup statement is prepared on it."""
 
+    poller = None  # set once connected
+    cursor_ = None
     prepared = False
+
+
+class _Stalled(Exception):
+    """PostGIS did not answer within the call's bound."""
+
+
+def _wait(connection: _Connection, deadline: float) -> None:
+    """Drive an asynchronous connection until its connect or query is done; _Stalled at `deadline`.
+    An error the server reports is raised by poll() as psycopg2 raises it for a blocking call."""
+    while True:
+        state = connection.poll()
+        if state == psycopg2.extensions.POLL_OK:
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _Stalled
+        if state == psycopg2.extensions.POLL_READ and connection.poller is not None:
+            ready = connection.poller.poll(math.ceil(remaining * 1000))
+        else:
+            # connecting (libpq may open another socket on the way) or a query not sent in full yet
+            if state == psycopg2.extensions.POLL_READ:
+                events = select.POLLIN
+            elif state == psycopg2.extensions.POLL_WRITE:
+                events = select.POLLOUT
+            else:
+                raise psycopg2.OperationalError(f"unexpected connection poll state {state}")
+            poller = select.poll()  # not select.select: a worker may hold descriptors past FD_SETSIZE
+            poller.register(connection.fileno(), events)
+            ready = poller.poll(math.ceil(remaining * 1000))
+        if not ready:
+            raise _Stalled
 
 
 class PostgisTimezoneIndex:
@@ -69,6 +115,10 @@ class PostgisTimezoneIndex:
         # past that the lookup degrades ("busy") without marking the backend down.
         self._slots = threading.BoundedSemaphore(self._pool_size)
         self._pool_wait = 2 * self._statement_timeout_ms / 1000 if pool_wait is None else float(pool_wait)
+        statement_timeout = self._statement_timeout_ms / 1000
+        # The most a call waits on PostGIS (connect, PREPARE, a stale socket's retry and the query).
+        self.query_bound = statement_timeout + max(QUERY_MARGIN_S, statement_timeout / 2)
+        self.status_bound = self.query_bound + STATUS_EXTRA_S
         self._down_until = 0.0
         self._last_error: str | None = None
         self._version = None
@@ -86,7 +136,7 @@ class PostgisTimezoneIndex:
                 self._pool = psycopg2.pool.ThreadedConnectionPool(
                     0, self._pool_size, self._dsn,
                     connection_factory=_Connection,
-                    connect_timeout=CONNECT_TIMEOUT_S,
+                    async_=True,  # connects without waiting: _wait bounds it with the call
                     application_name="easy-geoip",
                     options=(f"-c statement_timeout={self._statement_timeout_ms} -c jit=off "
                              "-c plan_cache_mode=force_generic_plan"),
@@ -102,18 +152,22 @@ class PostgisTimezoneIndex:
         self._down_until = time.monotonic() + self._retry_after
         self._last_error = reason
 
-    def _run(self, query: str, params: tuple = ()):
-        """One row of `query` on a pooled connection; TimezoneBackendUnavailable on any failure."""
+    def _run(self, query: str, params: tuple = (), bound: float | None = None):
+        """One row of `query` on a pooled connection, within `bound` seconds (query_bound unless
+        told); TimezoneBackendUnavailable on any failure."""
         if self._is_down():
             raise TimezoneBackendUnavailable(self._last_error or "PostGIS is unavailable")
         if not self._slots.acquire(timeout=self._pool_wait):
             raise TimezoneBackendUnavailable("all PostGIS connections are busy")
         try:
-            return self._run_on_pool(query, params)
+            if self._is_down():  # the call that held the connection found PostGIS gone meanwhile
+                raise TimezoneBackendUnavailable(self._last_error or "PostGIS is unavailable")
+            bound = self.query_bound if bound is None else bound
+            return self._run_on_pool(query, params, time.monotonic() + bound, bound)
         finally:
             self._slots.release()
 
-    def _run_on_pool(self, query: str, params: tuple):
+    def _run_on_pool(self, query: str, params: tuple, deadline: float, bound: float):
         pool = self._get_pool()
         # A pooled connection may have died with a server restart; one fresh retry tells a stale
         # socket apart from a server that is really gone.
@@ -122,7 +176,14 @@ class PostgisTimezoneIndex:
             try:
                 connection = pool.getconn()
                 reused = connection.prepared
-                return self._query(connection, query, params)
+                return self._query(connection, query, params, deadline)
+            except _Stalled:
+                # Stopped or cut off: whatever is in flight is dropped with its connection (a socket
+                # that may still deliver a late answer is never reused).
+                pool.putconn(connection, close=True)
+                connection = None
+                self._mark_down(f"PostGIS did not answer within {bound * 1000:.0f} ms (stalled)")
+                raise TimezoneBackendUnavailable(self._last_error) from None
             except psycopg2.extensions.QueryCanceledError:
                 # statement timeout: the session itself is fine, the backend is just slow
                 self._mark_down("PostGIS did not answer within the statement timeout")
@@ -143,15 +204,21 @@ class PostgisTimezoneIndex:
                     pool.putconn(connection)
 
     @staticmethod
-    def _query(connection: _Connection, query: str, params: tuple):
+    def _query(connection: _Connection, query: str, params: tuple, deadline: float):
+        # An asynchronous connection is always in autocommit.
+        if connection.poller is None:
+            _wait(connection, deadline)
+            poller = select.poll()
+            poller.register(connection.fileno(), select.POLLIN)
+            connection.poller, connection.cursor_ = poller, connection.cursor()
+        cursor = connection.cursor_
         if not connection.prepared:
-            connection.autocommit = True
-            with connection.cursor() as cursor:
-                cursor.execute(_PREPARE)
+            cursor.execute(_PREPARE)
+            _wait(connection, deadline)
             connection.prepared = True
-        with connection.cursor() as cursor:
-            cursor.execute(query, params)
-            return cursor.fetchone()
+        cursor.execute(query, params)
+        _wait(connection, deadline)
+        return cursor.fetchone()
 
     # -- the index contract ------------------------------------------------------------------
 
@@ -185,7 +252,7 @@ class PostgisTimezoneIndex:
         result = {"backend": self.backend, "state": "unavailable", "detail": None,
                   "data_release": None, "attribution": ATTRIBUTION}
         try:
-            row = self._run(_RELEASE_QUERY)
+            row = self._run(_RELEASE_QUERY, bound=self.status_bound)
         except TimezoneBackendUnavailable as exc:
             result["detail"] = str(exc)
             return result
