@@ -46,6 +46,7 @@ class Services:
                                     zone_cache_size=config.tz_cache_size,
                                     batch_concurrency=config.batch_concurrency,
                                     batch_dns_budget=2 * config.dns_timeout)
+        self._sources: tuple | None = None  # (what serves, loaded_sources() for it)
 
     def warm_up(self) -> None:
         """Open now what a worker's first lookup would otherwise open while requests wait on it
@@ -71,7 +72,18 @@ class Services:
 
     def loaded_sources(self) -> list[SourceVersion]:
         """Every database answers are made from, with the version serving now (for /metrics and
-        the ETag of answers, app/http/caching.py), from databases(); a new adapter adds its database there."""
+        the ETag of answers, app/http/caching.py), from databases(); a new adapter adds its database there.
+        The same list object while the same versions serve: every answer asks (its ETag), and
+        app/http/caching.py keeps what it derives from the list by its identity."""
+        serving = (self.city_db.info, self.asn_db.info if self.asn_db is not None else None, self.overlay.serving())
+        cached = self._sources
+        if cached is not None and all(now is then for now, then in zip(serving, cached[0])):
+            return cached[1]
+        sources = self._read_sources()
+        self._sources = (serving, sources)
+        return sources
+
+    def _read_sources(self) -> list[SourceVersion]:
         sources = []
         for kind, database, *_ in self.databases():
             info = database.info

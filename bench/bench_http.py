@@ -32,7 +32,7 @@ CURVE_CONNECTIONS = (1, 2, 4, 8, 16, 32, 64)
 
 # label -> (what it serves, how it is built)
 CONFIG_ROWS = {
-    "ours_trivial_1_thread": {"GEOIP_THREADS": "1"},
+    "ours_trivial_64_threads": {"GEOIP_THREADS": "64"},
     "ours_trivial_access_log_off": {"GEOIP_ACCESS_LOG": "off"},
     "ours_trivial_rate_limit_zone": {"GEOIP_RATE_LIMIT": "100000", "GEOIP_RATE_BURST": "1000000"},
 }

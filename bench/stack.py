@@ -10,7 +10,8 @@ start_nginx.py, nginx.conf, site.conf), as `nobody`. This module adds what the b
   one, and nothing in the production app or configs knows it exists.
 - GEOIP_RATE_LIMIT=0: the per-client limit (20 r/s by default) would otherwise time the limiter.
 - Workers and threads as in production unless a figure varies them: docker/uwsgi.ini's
-  defaults (one worker per core, 64 threads), left unset so that the ini decides.
+  defaults (lookups pool: one worker per core, one thread; names pool: one worker, 64 threads),
+  left unset so that the ini decides.
 - Readiness polled every 5 ms on a chosen path, timed from the spawn of supervisord, for the
   cold-start figure; CPU time of the whole stack, for CPU per request.
 """

@@ -83,8 +83,12 @@ def switch(environ, name: str, default: bool) -> bool:
 def runtime_http_conf(environ, run_dir: Path) -> str:
     lines = [
         "# Written by docker/start_nginx.py from the environment at start; do not edit.",
+        # The two uWSGI pools (docker/uwsgi.ini); site.conf's $geoip_pool picks one per request.
         "upstream geoip_app {",
         f"    server unix:{run_dir / 'uwsgi.sock'};",
+        "}",
+        "upstream geoip_names {",
+        f"    server unix:{run_dir / 'uwsgi-names.sock'};",
         "}",
     ]
     # The realip module replaces $remote_addr by the right-most untrusted X-Forwarded-For hop

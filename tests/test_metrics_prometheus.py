@@ -61,7 +61,7 @@ def test_lookups_are_counted_exactly_across_workers(stack, server):
     for name in (lookups, requests, latency):
         server.wait_for_value(f"sum({name})", before[name] + LOOKUPS)
     # Both workers served some of them (each counts into its own file, /metrics adds them up).
-    files = {entry.name for entry in (stack.run_dir / "metrics").iterdir()}
+    files = {entry.name for entry in (stack.run_dir / "metrics" / "lookups").iterdir()}
     for pid in stack.worker_pids():
         assert f"counter_{pid}.db" in files, (pid, sorted(files))
     # The histogram is recorded in buckets from 100 µs up, and a quantile can be taken from it.
@@ -71,6 +71,23 @@ def test_lookups_are_counted_exactly_across_workers(stack, server):
     p99 = server.value('histogram_quantile(0.99, sum by (le) ('
                        'geoip_http_request_duration_seconds_bucket{route="lookup"}))')
     assert p99 is not None and 0 < p99 <= 10
+
+
+def test_both_uwsgi_pools_are_counted(stack, server):
+    """Batches go to the names pool (docker/uwsgi.ini [names]), IP lookups to the lookups pool:
+    one scrape (answered by a lookups-pool worker) adds up both pools' files."""
+    items = 'geoip_lookups_total{kind="batch_ip",outcome="ok"}'
+    batches = 'geoip_http_requests_total{route="batch",status="200"}'
+    server.wait_for_scrape()
+    before = {name: total(server, name) for name in (items, batches)}
+    for _ in range(10):
+        status, _, body = http_request(stack.port, "/api/v1/lookup", method="POST", body=b'{"targets": %s}' % (
+            str(IPS[:5]).replace("'", '"').encode()), headers={"Content-Type": "application/json"})
+        assert status == 200, body
+    server.wait_for_value(f"sum({items})", before[items] + 50)
+    server.wait_for_value(f"sum({batches})", before[batches] + 10)
+    names_files = {entry.name for entry in (stack.run_dir / "metrics" / "names").iterdir()}
+    assert any(f"counter_{pid}.db" == name for pid in stack.name_worker_pids() for name in names_files), names_files
 
 
 def test_errors_are_counted_by_code_and_never_by_address(stack, server):

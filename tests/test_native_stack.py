@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.native_stack import NativeStack, StackError, http_request
+from tests.support.native_stack import NativeStack, StackError, http_request, uwsgi_setting
 
 pytestmark = pytest.mark.slow
 
@@ -105,10 +105,46 @@ def test_city_db_is_mapped_by_each_worker_not_by_the_master(stack):
     assert any(city in Path(f"/proc/{worker}/maps").read_text() for worker in workers)
 
 
-def test_workers_have_threads_for_blocking_dns(stack):
+def test_name_workers_have_threads_for_blocking_dns(stack):
+    """The names pool (docker/uwsgi.ini [names]) holds domain lookups that wait on DNS: one worker
+    with GEOIP_NAME_THREADS (64) request threads; the lookups pool has GEOIP_THREADS each."""
+    name_threads = int(uwsgi_setting("threads", section="names"))
+    assert name_threads >= 50 and stack.name_workers >= 1
+    for worker in stack.name_worker_pids():
+        assert len(os.listdir(f"/proc/{worker}/task")) >= name_threads
     for worker in stack.worker_pids():
-        # the main thread plus at least GEOIP_THREADS request threads
         assert len(os.listdir(f"/proc/{worker}/task")) >= stack.threads
+    assert uwsgi_setting("threads") == "1"  # the lookups pool's default: no thread to hand the GIL to
+
+
+@pytest.mark.parametrize("stopped, answered, refused", [
+    # Without the names pool, what never waits on DNS is still answered...
+    ("uwsgi-names", ["/api/v1/lookup/81.2.69.142", "/api/v1/lookup/2001:218::1", "/api/v1/lookup/me",
+                     "/geoip/v2.1/city/81.2.69.142", "/api/v1/lookup/81.2.69.142?hostname=0&lang=de",
+                     "/api/v1/lookup/81.2.69.142?hostname=False", "/healthz", "/readyz", "/metrics"],
+     # ...and what may wait on DNS goes to the names pool only.
+     ["/api/v1/lookup/example.com", "/api/v1/lookup/81.2.69.142?hostname=1", "/api/v1/lookup/me?hostname=true",
+      "/81.2.69.142", "/api/v1/lookup/81.2.69.142/x"]),
+    # Without the lookups pool, names and batches are still answered (and IP lookups are not).
+    ("uwsgi", ["/api/v1/lookup/81.2.69.142?hostname=1", "/81.2.69.142"],
+     ["/api/v1/lookup/81.2.69.142", "/healthz"]),
+])
+def test_nginx_sends_each_request_to_its_pool(stack, stopped, answered, refused):
+    stack.supervisorctl("stop", stopped)
+    try:
+        for path in answered:
+            status, _, body = request(stack, "GET", path)
+            assert status in (200, 404, 422) and b"SERVICE_UNAVAILABLE" not in body, (stopped, path, status, body)
+        for path in refused:
+            status, _, body = request(stack, "GET", path)
+            assert status == 503 and json.loads(body)["error"]["code"] == "SERVICE_UNAVAILABLE", (stopped, path)
+        if stopped == "uwsgi":
+            status, _, body = request(stack, "POST", "/api/v1/lookup", body=b'{"targets": ["81.2.69.142"]}',
+                                      headers={"Content-Type": "application/json"})
+            assert status == 200 and json.loads(body)["results"][0]["results"][0]["city"]["name"] == "London", body
+    finally:
+        stack.supervisorctl("start", stopped)
+        stack.wait_ready()
 
 
 def test_workers_run_with_few_malloc_arenas(stack):

@@ -24,10 +24,24 @@ VARY = ("Vary", "Accept-Language")
 STABLE_ERROR_CODES = frozenset({"INVALID_TARGET", "INVALID_FIELDS"})
 
 
+_sources_digest: tuple = (None, None)  # (loaded_sources() list, the digest of its versions)
+
+
+def _digest_of(sources: list) -> "hashlib.blake2b":
+    """A digest fed with the sources' versions, made once per loaded_sources() list (the same
+    object while the same versions serve): a copy of it costs less than feeding it again."""
+    global _sources_digest
+    listed, digest = _sources_digest
+    if listed is not sources:
+        digest = hashlib.blake2b(digest_size=12)
+        for source in sources:
+            digest.update(f"{source.name}={source.version};".encode())
+        _sources_digest = (sources, digest)
+    return digest.copy()
+
+
 def etag(services, document: dict, lang: str, options: str = "") -> str:
-    digest = hashlib.blake2b(digest_size=12)
-    for source in services.loaded_sources():
-        digest.update(f"{source.name}={source.version};".encode())
+    digest = _digest_of(services.loaded_sources())
     digest.update(f"{document.get('kind')}|{document.get('query')}|{lang}|{options}|".encode())
     for result in document.get("results") or ():
         if document.get("kind") == "domain":

@@ -1,9 +1,10 @@
 """Prometheus metrics: what they are (declared once, here) and how /metrics renders them.
 
 Under uWSGI every worker counts into prometheus_client's multiprocess files (docker/uwsgi.ini sets
-PROMETHEUS_MULTIPROC_DIR; app/preload.py empties it when the master starts), and whichever worker
-serves /metrics sums every worker's files, those of workers that have exited included, so a
-replaced worker never makes a counter go backwards. Without that directory (the dev server,
+PROMETHEUS_MULTIPROC_DIR, one directory per uWSGI pool under GEOIP_METRICS_ROOT; app/preload.py
+empties the pool's own when its master starts), and whichever worker serves /metrics sums every
+worker's files of both pools, those of workers that have exited included, so a replaced worker
+never makes a counter go backwards. Without that directory (the dev server,
 tests) the counts are this process's own.
 
 Counters and histograms are counted where things happen (app/metrics/instruments.py,
@@ -18,6 +19,7 @@ and no label ever holds a queried address or name.
 from __future__ import annotations
 
 import bisect
+import glob
 import os
 import threading
 
@@ -36,6 +38,18 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class PoolsCollector:
+    """The multiprocess files of every directory under `root` (one per uWSGI pool), merged as
+    prometheus_client's MultiProcessCollector merges one directory's."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def collect(self):
+        files = glob.glob(os.path.join(glob.escape(self.root), "*", "*.db"))
+        return multiprocess.MultiProcessCollector.merge(files, accumulate=True)
 
 
 class Metrics:
@@ -104,8 +118,11 @@ class Metrics:
 
     def render(self) -> bytes:
         registry = CollectorRegistry()
-        if self.multiprocess:
-            multiprocess.MultiProcessCollector(registry)  # every worker's files, exited ones included
+        root = os.environ.get("GEOIP_METRICS_ROOT")
+        if self.multiprocess and root:
+            registry.register(PoolsCollector(root))  # every worker's files, exited ones included
+        elif self.multiprocess:
+            multiprocess.MultiProcessCollector(registry)
         else:
             for collector in self._own:
                 registry.register(collector)

@@ -157,6 +157,13 @@ class Overlay:
         finally:
             self._lock.release()
 
+    def serving(self):
+        """The live overlay (an identity: a new one on each load), checking the files when due;
+        None when none is live."""
+        if self.sources and self._clock() >= self._next_check:
+            self._refresh()
+        return self._live
+
     def version(self) -> tuple[int, str] | None:
         """(newest file's modification time, content digest) of the live overlay, or None."""
         if self.sources and self._clock() >= self._next_check:

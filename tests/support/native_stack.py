@@ -66,9 +66,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def uwsgi_setting(option: str, env: dict[str, str] | None = None) -> str:
-    """What uWSGI takes for `option` from docker/uwsgi.ini in this environment ("" when unset)."""
-    done = subprocess.run([str(VENV_BIN / "uwsgi"), "--ini", str(DOCKER_DIR / "uwsgi.ini"), "--get", option],
+def uwsgi_setting(option: str, env: dict[str, str] | None = None, section: str = "uwsgi") -> str:
+    """What uWSGI takes for `option` from docker/uwsgi.ini's pool `section` (uwsgi: the lookups
+    pool, names: the names pool) in this environment ("" when unset)."""
+    done = subprocess.run([str(VENV_BIN / "uwsgi"), "--ini", f"{DOCKER_DIR / 'uwsgi.ini'}:{section}", "--get", option],
                           capture_output=True, text=True, timeout=60, check=True,
                           env={"PATH": os.environ.get("PATH", ""), "GEOIP_RUN_DIR": "/nonexistent", **(env or {})})
     return done.stdout.strip()
@@ -83,6 +84,7 @@ class NativeStack:
         self._settings = {"GEOIP_WORKERS": workers, "GEOIP_THREADS": threads}
         self.workers = workers or int(uwsgi_setting("processes"))
         self.threads = threads or int(uwsgi_setting("threads"))
+        self.name_workers = int(self.extra_env.get("GEOIP_NAME_WORKERS") or uwsgi_setting("processes", section="names"))
         self.wsgi_module = wsgi_module
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -178,11 +180,12 @@ class NativeStack:
             time.sleep(0.2)
 
     def workers_loaded(self) -> bool:
-        """Every uWSGI worker has loaded the app (lazy-apps: each one after its fork, and reported
-        it in the log as "WSGI app 0 ... ready ... pid: N")."""
-        workers = self.worker_pids()
-        if len(workers) != self.workers:
+        """Every uWSGI worker of both pools has loaded the app (lazy-apps: each one after its fork,
+        and reported it in the log as "WSGI app 0 ... ready ... pid: N")."""
+        workers, name_workers = self.worker_pids(), self.name_worker_pids()
+        if len(workers) != self.workers or len(name_workers) != self.name_workers:
             return False
+        workers += name_workers
         log = self.log()
         return all(re.search(rf"WSGI app \d+ \(mountpoint='[^']*'\) ready in .* pid: {pid}\b", log) for pid in workers)
 
@@ -271,17 +274,19 @@ class NativeStack:
         return int(self.rpc().supervisor.getProcessInfo(name)["pid"])
 
     def worker_pids(self) -> list[int]:
-        """The uWSGI master's children that are workers (empty while uWSGI is not running)."""
-        try:
-            master = self.program_pid("uwsgi")
-            with open(f"/proc/{master}/task/{master}/children") as children:
-                return [int(pid) for pid in children.read().split()]
-        except (OSError, ValueError, xmlrpc.client.Fault):
-            return []
+        """The lookups pool's workers: its uWSGI master's children (empty while it is not running)."""
+        return self._children_of("uwsgi")
+
+    def name_worker_pids(self) -> list[int]:
+        """The names pool's workers (docker/uwsgi.ini [names])."""
+        return self._children_of("uwsgi-names")
 
     def nginx_worker_pids(self) -> list[int]:
+        return self._children_of("nginx")
+
+    def _children_of(self, program: str) -> list[int]:
         try:
-            master = self.program_pid("nginx")
+            master = self.program_pid(program)
             with open(f"/proc/{master}/task/{master}/children") as children:
                 return [int(pid) for pid in children.read().split()]
         except (OSError, ValueError, xmlrpc.client.Fault):
