@@ -71,6 +71,11 @@ def answers(port: int) -> bool:
         return False
 
 
+def _default_stop_signals() -> None:
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+
+
 class Run:
     def __init__(self, tmp_path: Path, as_user: str | None = None):
         # Straight under /tmp: when started by root the script hands the directory to `nobody`,
@@ -90,10 +95,13 @@ class Run:
                 os.chown(path, user.pw_uid, user.pw_gid)
             env["HOME"] = str(self.run_dir)
             account = dict(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
-        # Its own session and process group, as a terminal gives `make run`.
+        # Its own session and process group, and the default action for the signals that stop it,
+        # as a terminal gives `make run`. A shell cannot trap a signal it was started with ignored
+        # (POSIX), and a suite started in the background (`make test &`, nohup) passes SIGINT or
+        # SIGHUP on ignored: the script would then rightly not stop on them.
         self.process = subprocess.Popen([str(SCRIPT)], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
                                         stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-                                        **account)
+                                        preexec_fn=_default_stop_signals, **account)
         deadline = time.monotonic() + 90
         while not answers(self.port):
             assert self.process.poll() is None, self.output()
