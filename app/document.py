@@ -107,16 +107,27 @@ def database_block(info, source: str, attribution: str | None) -> dict:
     return {"type": info.database_type, "build_date": info.build_date, "source": source, "attribution": attribution}
 
 
-def document(query: str, kind: str, canonical_name, results: list, withheld: int, database, asn_database) -> dict:
-    return {
-        "query": query,
-        "kind": kind,
-        "canonical_name": canonical_name,
-        "results": results,
-        "addresses_withheld": withheld,
-        "database": database,
-        "asn_database": asn_database,
-    }
+class Document(dict):
+    """A lookup's document (a dict, serialised as one) that also says how long the DNS answer it
+    was made from may still be used (`dns_ttl`, seconds; None when no DNS answer went into it):
+    the HTTP layer bounds a name's caching by it (app/http/caching.py)."""
+
+    __slots__ = ("dns_ttl",)
+
+
+def document(query: str, kind: str, canonical_name, results: list, withheld: int, database, asn_database,
+             dns_ttl: int | None = None) -> Document:
+    found = Document(
+        query=query,
+        kind=kind,
+        canonical_name=canonical_name,
+        results=results,
+        addresses_withheld=withheld,
+        database=database,
+        asn_database=asn_database,
+    )
+    found.dns_ttl = dns_ttl
+    return found
 
 
 def maxmind_city(record: dict | None, owner: tuple | None, ip: str, network: str) -> dict:

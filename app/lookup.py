@@ -245,7 +245,7 @@ class LookupService:
                 result = {"ip": str(address), "error": AddressNotFound().to_dict()}
             results.append(result)
         return document.document(target.display, "domain", resolution.canonical_name, results, withheld,
-                                 *self._databases())
+                                 *self._databases(), dns_ttl=resolution.ttl)
 
     def _result(self, address, lang: str, text: str | None = None) -> dict | None:
         """One address's result, or None when no database knows it."""

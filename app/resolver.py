@@ -30,6 +30,7 @@ from .errors import DnsFailure, DnsTimeout, DomainNotFound
 class Resolution:
     canonical_name: str
     addresses: tuple[str, ...]
+    ttl: int | None = None  # seconds the answer may still be used: the shortest left of its A and AAAA answers'
 
 
 def dnspython_resolver(nameservers: tuple[Nameserver, ...], timeout: float, cache_size: int = 0) -> dns.resolver.Resolver:
@@ -99,7 +100,11 @@ class DnsResolver:
             addresses.extend(rdata.address for rdata in answer.rrset or ())
         if not addresses:
             raise DomainNotFound()
-        return Resolution(canonical, tuple(dict.fromkeys(addresses)))
+        # An answer taken from the cache keeps its expiration: what is left of its TTL, not all of it.
+        now = time.time()
+        expirations = [answer.expiration for answer in answers if getattr(answer, "expiration", None) is not None]
+        ttl = max(0, int(min(expirations) - now)) if expirations else None
+        return Resolution(canonical, tuple(dict.fromkeys(addresses)), ttl)
 
     @staticmethod
     def _query(resolver, name, rdtype, deadline: Deadline):

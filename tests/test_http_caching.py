@@ -104,3 +104,25 @@ def test_names_are_cached_no_longer_than_dns_answers_may_live():
     headers = dict(caching.answer_headers(services, name, "en"))
     assert headers["Cache-Control"] == f"public, max-age={caching.DNS_ANSWER_MAX_AGE}"
     assert headers["ETag"] != dict(caching.answer_headers(services, moved, "en"))["ETag"]  # the addresses count
+
+
+def test_a_names_answer_is_cached_no_longer_than_its_dns_ttl(tmp_path):
+    """Through Nginx and the names pool, against a real DNS server: max-age is what is left of
+    the name's A/AAAA TTL (never more than CACHE_MAX_AGE), counted down while the resolver keeps
+    the answer, and a name's ETag follows its addresses."""
+    from tests.support.dns_server import LocalDnsServer
+    zone = {"short.test.example": [("A", "81.2.69.160", 7)],
+            "long.test.example": [("A", "81.2.69.160", 86400), ("AAAA", "2001:db8::1", 86400)]}
+    with LocalDnsServer(zone) as dns, NativeStack(write_city_db(tmp_path / "city.mmdb"), env={
+            "GEOIP_RATE_LIMIT": "0", "CACHE_MAX_AGE": "1800", "DNS_NAMESERVERS": dns.nameserver}) as stack:
+        status, headers, body = get(stack, "/api/v1/lookup/short.test.example")
+        assert status == 200, body
+        first = int(headers["cache-control"].removeprefix("public, max-age="))
+        assert 0 <= first <= 7, headers["cache-control"]
+        # The names pool has one worker: its resolver keeps the answer, and the TTL runs down.
+        time.sleep(2.1)
+        _, later, _ = get(stack, "/api/v1/lookup/short.test.example")
+        assert int(later["cache-control"].removeprefix("public, max-age=")) < first
+        # A TTL longer than CACHE_MAX_AGE: CACHE_MAX_AGE bounds it (the database may change first).
+        _, long_headers, _ = get(stack, "/api/v1/lookup/long.test.example")
+        assert long_headers["cache-control"] == "public, max-age=1800"

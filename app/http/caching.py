@@ -3,12 +3,14 @@
 A lookup of an explicit address or name is the same answer until one of its inputs changes: the
 databases it was read from (Services.loaded_sources(): each one's version), the query, the
 language, the field selection, the host-name option and, for a name, the addresses it resolved
-to, and the host names (PTR) when asked for. The overlay counts as a source like the databases. Those make the ETag, so a client or a cache revalidates with If-None-Match and gets
+to, and the host names (PTR) when asked for. The overlay counts as a source like the databases.
+Those make the ETag, so a client or a cache revalidates with If-None-Match and gets
 304 Not Modified. The ETag is weak: the body also carries the zone's local time, which moves
 while the answer stays the same.
 
-- explicit targets: `public, max-age=CACHE_MAX_AGE` (at most the update interval); names, and
-  answers with host names, at most DNS_ANSWER_MAX_AGE, since the DNS may change them;
+- explicit targets: `public, max-age=CACHE_MAX_AGE` (at most the update interval); names at
+  most what is left of their A/AAAA answers' TTL (the resolver's `Resolution.ttl`), since the
+  DNS may change them then; answers with host names at most DNS_ANSWER_MAX_AGE;
 - `me`: `private, no-store` (it is about the caller);
 - errors: `no-store`, except the stable 400s (the same input is always refused the same way);
 - `Vary: Accept-Language`: without ?lang= the language comes from that header.
@@ -55,7 +57,12 @@ def etag(services, document: dict, lang: str, options: str = "") -> str:
 def answer_headers(services, document: dict, lang: str, options: str = "") -> list[tuple[str, str]]:
     """Cache-Control, ETag and Vary of a 200 answer about an explicit target."""
     max_age = services.config.cache_max_age
-    if document.get("kind") == "domain" or any("hostname" in result for result in document.get("results") or ()):
+    dns_ttl = getattr(document, "dns_ttl", None)  # what is left of the name's A/AAAA answers' TTL
+    if dns_ttl is not None:
+        max_age = min(max_age, dns_ttl)
+    elif document.get("kind") == "domain":
+        max_age = min(max_age, DNS_ANSWER_MAX_AGE)
+    if any("hostname" in result for result in document.get("results") or ()):
         max_age = min(max_age, DNS_ANSWER_MAX_AGE)
     return [("Cache-Control", f"public, max-age={max_age}"), ("ETag", etag(services, document, lang, options)), VARY]
 
