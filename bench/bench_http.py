@@ -7,7 +7,13 @@ them, round after round, so load from elsewhere on a shared machine hits them al
 |---|---|
 | `ceiling` | the plain stack (plain_stack.py): plain Nginx -> uWSGI, 2 processes, no threads, no logging -> a raw WSGI callable returning 900 bytes |
 | `ours_trivial` | the same callable through our configs (docker/: supervisord, uwsgi.ini, nginx.conf, site.conf) |
-| `ours_trivial_*` | our configs with one choice changed (threads, access log, rate-limit zone, metrics): what each costs |
+| `ours_trivial_*` | our configs with one choice changed, what each costs (CONFIG_ROWS): |
+| `ours_trivial_64_threads` | 64 threads per lookups-pool worker (GEOIP_THREADS; the design before the names pool) |
+| `ours_trivial_access_log_off` | no access log (GEOIP_ACCESS_LOG=off) |
+| `ours_trivial_rate_limit_zone` | the rate-limit zone on, at 100,000 r/s (never reached) |
+| `ours_trivial_no_headers` | no security headers from Nginx: site.conf without `include security-headers.conf` and its `map $upstream_http_*` blocks (an edited copy of docker/, config_edits.py) |
+| `ours_trivial_tcp_socket` | both uWSGI pools on TCP loopback instead of our unix sockets (uwsgi.ini, start_nginx.py; edited copy) |
+| `ours_trivial_default_buffers` | uWSGI's and Nginx's default buffers: no buffer-size/post-buffering in uwsgi.ini, no uwsgi_buffer_size/uwsgi_buffers in site.conf (edited copy) |
 | `app` | Easy GeoIP's lookups, default configuration (rate limit off, as a load test from one address needs) |
 | `app_metrics_off` | the same with METRICS_ENABLED=false: the metrics' cost |
 | `naive_peer` | Flask + geoip2 `Reader.city(ip).to_dict()` under the plain stack |
@@ -20,7 +26,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from . import profiles, trivial_app, wrk
+from . import config_edits, profiles, trivial_app, wrk
 from .plain_stack import PlainStack
 from .stack import ServingStack
 
@@ -30,11 +36,24 @@ TARGET_PEER_RATIO = 4.0
 TARGET_METRICS_COST = 0.05
 CURVE_CONNECTIONS = (1, 2, 4, 8, 16, 32, 64)
 
-# label -> (what it serves, how it is built)
+# Our trivial-app stack with one choice changed, label -> how: `env`, our own settings, or
+# `config_edits`, a function returning the edits of a copy of docker/ for choices that are no
+# setting (bench/config_edits.py; each edit fails if its text is gone, never a silent default).
+# - 64_threads: GEOIP_THREADS=64 in the lookups pool (its design before the names pool)
+# - access_log_off: GEOIP_ACCESS_LOG=off
+# - rate_limit_zone: the limit_req zone on, at a rate the load never reaches
+# - no_headers: no security headers from Nginx (no `include security-headers.conf`, no
+#   `map $upstream_http_*`)
+# - tcp_socket: both uWSGI pools on TCP loopback instead of our unix sockets
+# - default_buffers: uWSGI's and Nginx's default buffers instead of uwsgi.ini's buffer-size and
+#   post-buffering and site.conf's uwsgi_buffer_size and uwsgi_buffers
 CONFIG_ROWS = {
-    "ours_trivial_64_threads": {"GEOIP_THREADS": "64"},
-    "ours_trivial_access_log_off": {"GEOIP_ACCESS_LOG": "off"},
-    "ours_trivial_rate_limit_zone": {"GEOIP_RATE_LIMIT": "100000", "GEOIP_RATE_BURST": "1000000"},
+    "ours_trivial_64_threads": {"env": {"GEOIP_THREADS": "64"}},
+    "ours_trivial_access_log_off": {"env": {"GEOIP_ACCESS_LOG": "off"}},
+    "ours_trivial_rate_limit_zone": {"env": {"GEOIP_RATE_LIMIT": "100000", "GEOIP_RATE_BURST": "1000000"}},
+    "ours_trivial_no_headers": {"config_edits": config_edits.no_headers},
+    "ours_trivial_tcp_socket": {"config_edits": config_edits.tcp_socket},
+    "ours_trivial_default_buffers": {"config_edits": config_edits.default_buffers},
 }
 
 
@@ -53,9 +72,16 @@ def _stacks(city_file, workers, config_rows: bool) -> dict:
                                          env={"BENCH_CITY_DB": str(city_file.path)}),
     }
     if config_rows:
-        for label, env in CONFIG_ROWS.items():
-            stacks[label] = (lambda env=env: ServingStack(city_file.path, ceiling=True, workers=workers, env=env))
+        for label, row in CONFIG_ROWS.items():
+            stacks[label] = lambda row=row: config_row_stack(row, city_file.path, workers)
     return stacks
+
+
+def config_row_stack(row: dict, city_path, workers: int | None = None) -> ServingStack:
+    """The trivial-app stack of one CONFIG_ROWS entry (not started)."""
+    edits = row.get("config_edits")
+    return ServingStack(city_path, ceiling=True, workers=workers, env=row.get("env"),
+                        config_edits=None if edits is None else edits())
 
 
 def measure(city_file, addresses: list[str], *, seconds: float = 10, connections: int = 32, threads: int = 2,

@@ -8,6 +8,8 @@ start_nginx.py, nginx.conf, site.conf), as `nobody`. This module adds what the b
   real uWSGI with the same arguments plus `--module`; the experiments use their own module the
   same way). Every other setting (workers, threads, socket, buffers, Nginx) is the production
   one, and nothing in the production app or configs knows it exists.
+- Our configs with one choice changed that is no setting (unix socket, headers, buffers):
+  `config_edits` (bench/config_edits.py), NativeStack's modified copy of docker/.
 - GEOIP_RATE_LIMIT=0: the per-client limit (20 r/s by default) would otherwise time the limiter.
 - Workers and threads as in production unless a figure varies them: docker/uwsgi.ini's
   defaults (lookups pool: one worker per core, one thread; names pool: one worker, 64 threads),
@@ -35,13 +37,14 @@ class ServingStack(NativeStack):
 
     def __init__(self, city_path, *, ceiling: bool = False, workers: int | None = None,
                  threads: int | None = None, ready_path: str = "/healthz", env: dict | None = None,
-                 wsgi_module: str | None = None):
-        """`ceiling=True` serves the trivial app; `wsgi_module` any other bench module (experiments)."""
+                 wsgi_module: str | None = None, config_edits: dict | None = None):
+        """`ceiling=True` serves the trivial app; `wsgi_module` any other bench module (experiments);
+        `config_edits` runs from an edited copy of docker/ (bench/config_edits.py)."""
         environment = {"GEOIP_RATE_LIMIT": "0"}
         self.ceiling = ceiling
         environment.update(env or {})
         super().__init__(city_path, env=environment, workers=workers, threads=threads,
-                         wsgi_module=TRIVIAL_APP if ceiling else wsgi_module)
+                         wsgi_module=TRIVIAL_APP if ceiling else wsgi_module, config_edits=config_edits)
         self.ready_path = ready_path
         self.spawned_at = 0.0
         self.ready_after: float | None = None  # seconds from spawning supervisord to the first 200

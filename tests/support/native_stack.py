@@ -17,6 +17,17 @@ Everything supervisord and its programs print goes to `stack.log_path` (`stack.l
 (the bench's ceiling, a test's instrumented app): PATH then starts with wsgi_module_bin/, whose
 `uwsgi` runs the real one with the same arguments plus `--module`. `workers=None` or
 `threads=None` leaves the setting to docker/uwsgi.ini's default.
+
+`config_edits={"site.conf": edit, ...}` runs the stack from a modified copy of docker/ instead
+(the bench's rows that measure one config choice; never a production setting): the run
+directory gets `repo/`, the repository's top-level entries as symlinks except `docker/`, whose
+files are copied (its subdirectories linked) and each named file replaced by `edit(text)`.
+uwsgi.ini's `%d..`, supervisord.conf's `%(here)s/..` and start_nginx.py's own location then
+find app/, cli.py, the venv and app/static through those links. An edit must raise
+ConfigEditError when the text it changes is not there (`replace_once`, `remove_lines`), and the
+stack refuses an edit that changes nothing or names a file docker/ does not have, so that a
+config change cannot silently turn an edited stack into the default one. The edits must leave
+the pools' sizes alone (`workers`/`threads` are read from the repository's uwsgi.ini).
 """
 from __future__ import annotations
 
@@ -33,6 +44,7 @@ import tempfile
 import time
 import xmlrpc.client
 from pathlib import Path
+from typing import Callable, Mapping
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO / "docker"
@@ -44,6 +56,33 @@ UNPRIVILEGED_USER = "nobody"
 
 class StackError(RuntimeError):
     """The stack did not come up (the message carries the end of its log)."""
+
+
+class ConfigEditError(ValueError):
+    """A config edit (NativeStack's config_edits) did not find the text it edits."""
+
+
+ConfigEdit = Callable[[str], str]
+
+
+def replace_once(text: str, old: str, new: str) -> str:
+    """`text` with its one occurrence of `old` replaced by `new`; ConfigEditError unless `old`
+    occurs exactly once."""
+    found = text.count(old)
+    if found != 1:
+        raise ConfigEditError(f"expected {old!r} exactly once, found it {found} times")
+    return text.replace(old, new)
+
+
+def remove_lines(text: str, pattern: str) -> str:
+    """`text` without every line matching the regular expression `pattern` (matched against the
+    whole line, leading/trailing spaces included); ConfigEditError if no line matches."""
+    regex = re.compile(pattern)
+    lines = text.splitlines(keepends=True)
+    kept = [line for line in lines if not regex.fullmatch(line.rstrip("\n"))]
+    if len(kept) == len(lines):
+        raise ConfigEditError(f"no line matches {pattern!r}")
+    return "".join(kept)
 
 
 def http_request(port: int, path: str, *, method: str = "GET", headers: dict | None = None,
@@ -78,7 +117,7 @@ def uwsgi_setting(option: str, env: dict[str, str] | None = None, section: str =
 class NativeStack:
     def __init__(self, city_db: str | Path | None, *, env: dict[str, str] | None = None, workers: int | None = 2,
                  threads: int | None = 4, port: int | None = None, ready_timeout: float = 90.0,
-                 wsgi_module: str | None = None):
+                 wsgi_module: str | None = None, config_edits: Mapping[str, ConfigEdit] | None = None):
         self.source_city_db = Path(city_db) if city_db else None
         self.extra_env = dict(env or {})
         self._settings = {"GEOIP_WORKERS": workers, "GEOIP_THREADS": threads}
@@ -86,6 +125,8 @@ class NativeStack:
         self.threads = threads or int(uwsgi_setting("threads"))
         self.name_workers = int(self.extra_env.get("GEOIP_NAME_WORKERS") or uwsgi_setting("processes", section="names"))
         self.wsgi_module = wsgi_module
+        self.config_edits = None if config_edits is None else dict(config_edits)
+        self.docker_dir = DOCKER_DIR  # the configs the stack runs from (a copy with config_edits)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ready_timeout = ready_timeout
@@ -123,6 +164,10 @@ class NativeStack:
     def log_path(self) -> Path:
         return self.run_dir / "stack.log"
 
+    @property
+    def supervisord_conf(self) -> Path:
+        return self.docker_dir / "supervisord.conf"
+
     def environment(self) -> dict[str, str]:
         env = {
             "PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
@@ -144,13 +189,15 @@ class NativeStack:
 
     def start(self) -> "NativeStack":
         self.run_dir = Path(tempfile.mkdtemp(prefix="geoip-native-stack-"))
+        if self.config_edits is not None:
+            self.docker_dir = self._edited_configs(self.run_dir / "repo")
         if self.source_city_db is not None:
             shutil.copyfile(self.source_city_db, self.city_db)
         self._log_file = open(self.log_path, "ab")
         self._hand_over(self.run_dir)
         as_other_user = self._account.pw_uid != os.geteuid()
         self.process = subprocess.Popen(
-            [str(VENV_BIN / "supervisord"), "-c", str(SUPERVISORD_CONF)],
+            [str(VENV_BIN / "supervisord"), "-c", str(self.supervisord_conf)],
             cwd=self.run_dir, env=self.environment(), stdin=subprocess.DEVNULL,
             stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True,
             user=self._account.pw_uid if as_other_user else None,
@@ -160,12 +207,41 @@ class NativeStack:
         self.wait_ready()
         return self
 
+    def _edited_configs(self, root: Path) -> Path:
+        """`root`: the repository as links, with a copy of docker/ that has config_edits applied;
+        returns that copy."""
+        root.mkdir()
+        for entry in REPO.iterdir():
+            if entry.name not in ("docker", ".git"):
+                (root / entry.name).symlink_to(entry)
+        docker_dir = root / "docker"
+        docker_dir.mkdir()
+        for entry in DOCKER_DIR.iterdir():
+            if entry.is_file() and not entry.is_symlink():
+                shutil.copy2(entry, docker_dir / entry.name)
+            else:
+                (docker_dir / entry.name).symlink_to(entry)
+        for name, edit in self.config_edits.items():
+            target = docker_dir / name
+            if "/" in name or not target.is_file() or target.is_symlink():
+                raise ConfigEditError(f"config_edits: docker/ has no config file {name!r}")
+            before = target.read_text()
+            try:
+                after = edit(before)
+            except ConfigEditError as exc:
+                raise ConfigEditError(f"docker/{name}: {exc}") from None
+            if after == before:
+                raise ConfigEditError(f"docker/{name}: the edit changed nothing")
+            target.write_text(after)
+        return docker_dir
+
     def _hand_over(self, run_dir: Path) -> None:
-        """The run directory and everything in it belong to the stack's user, and only to it."""
+        """The run directory and everything in it belong to the stack's user, and only to it
+        (links are changed themselves, never what they point to: config_edits links the repository)."""
         os.chmod(run_dir, 0o700)
         if self._account.pw_uid != os.geteuid():
             for path in [run_dir, *run_dir.rglob("*")]:
-                os.chown(path, self._account.pw_uid, self._account.pw_gid)
+                os.chown(path, self._account.pw_uid, self._account.pw_gid, follow_symlinks=False)
 
     def wait_ready(self, path: str = "/healthz") -> None:
         """Until Nginx answers 200 on `path` through uWSGI and every worker has loaded the app."""
@@ -255,7 +331,7 @@ class NativeStack:
         """Runs supervisorctl with the stack's config, as the stack's user (the socket is 0700)."""
         as_other_user = self._account.pw_uid != os.geteuid()
         return subprocess.run(
-            [str(VENV_BIN / "supervisorctl"), "-c", str(SUPERVISORD_CONF), *args],
+            [str(VENV_BIN / "supervisorctl"), "-c", str(self.supervisord_conf), *args],
             env=self.environment(), cwd=self.run_dir, capture_output=True, text=True, timeout=60,
             check=check,
             user=self._account.pw_uid if as_other_user else None,
