@@ -134,11 +134,13 @@ class LookupService:
         DNS_TIMEOUT, however long the request waited before it got here. `hostname` adds each
         result's PTR name within the same budget."""
         target = parse_target(raw)
-        deadline = self.resolver.deadline(start=arrived)
         if isinstance(target, IPTarget):
             found = self._ip_document(target, lang)
-        else:
-            found = self._domain_document(target, lang, deadline)
+            if hostname:
+                self._add_hostnames([found], self.resolver.deadline(start=arrived))
+            return found
+        deadline = self.resolver.deadline(start=arrived)
+        found = self._domain_document(target, lang, deadline)
         if hostname:
             self._add_hostnames([found], deadline)
         return found
