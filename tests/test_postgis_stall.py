@@ -26,7 +26,7 @@ import app.timezones.postgis as postgis
 from app.errors import TimezoneBackendUnavailable
 from app.timezones.base import ZoneMatch
 from app.timezones.postgis import PostgisTimezoneIndex
-from tests.support.postgres import load_zones, started_server
+from tests.support.postgres import private_tz_server
 
 pytestmark = pytest.mark.slow
 
@@ -39,13 +39,8 @@ GUARD_FACTOR = 5
 @pytest.fixture(scope="module")
 def server():
     """A private cluster with a few zones: these tests stop its processes (never the shared one)."""
-    server = started_server()
-    try:
-        server.tz_dsn = server.create_database("tz_world_stall")
-        load_zones(server.tz_dsn, zones=("Europe/London", "Europe/Paris", "Etc/GMT"))
+    with private_tz_server("tz_world_stall") as server:
         yield server
-    finally:
-        server.close()
 
 
 # -- the server's processes ---------------------------------------------------------------------

@@ -16,6 +16,7 @@ Fixtures (import them explicitly into a test module or conftest):
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import pwd
 import shutil
@@ -215,13 +216,21 @@ def tz_world_full_dsn(postgres_server) -> str:
     return dsn
 
 
-@pytest.fixture
-def tz_world_outage():
-    """A private server with a few zones loaded: stop() and start() it at will."""
+@contextlib.contextmanager
+def private_tz_server(database: str):
+    """A private server (never the shared one) with a few zones loaded in `database`
+    (`server.tz_dsn`): for tests that stop, start or freeze it."""
     server = started_server()
     try:
-        server.tz_dsn = server.create_database("tz_world_outage")
+        server.tz_dsn = server.create_database(database)
         load_zones(server.tz_dsn, zones=("Europe/London", "Europe/Paris", "Etc/GMT"))
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def tz_world_outage():
+    """A private server with a few zones loaded: stop() and start() it at will."""
+    with private_tz_server("tz_world_outage") as server:
+        yield server
