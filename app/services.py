@@ -75,7 +75,7 @@ class Services:
         the ETag of answers, app/http/caching.py), from databases(); a new adapter adds its database there.
         The same list object while the same versions serve: every answer asks (its ETag), and
         app/http/caching.py keeps what it derives from the list by its identity."""
-        serving = (self.city_db.info, self.asn_db.info if self.asn_db is not None else None, self.overlay.serving())
+        serving = (*(database.info for _kind, database, *_ in self.databases()), self.overlay.serving())
         cached = self._sources
         if cached is not None and all(now is then for now, then in zip(serving, cached[0])):
             return cached[1]
