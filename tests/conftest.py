@@ -9,8 +9,15 @@ from app import create_app
 from app.config import Config
 from tests.support.city_fixtures import write_city_db
 from tests.support.dns_server import LocalDnsServer
+from tests.support.native_stack import REPO, reachable_by_others
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "testdata" / "maxmind"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repository_reachable_by_the_stack_user():
+    """The native stacks and `make run` run as `nobody` under root: it must reach the checkout."""
+    reachable_by_others(REPO)
 
 
 @pytest.fixture(scope="session")

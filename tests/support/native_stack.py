@@ -114,6 +114,18 @@ def uwsgi_setting(option: str, env: dict[str, str] | None = None, section: str =
     return done.stdout.strip()
 
 
+def reachable_by_others(path: Path) -> None:
+    """When root runs the stacks as `nobody`, `nobody` must be able to reach the repository (its
+    venv, docker/ and app/): give search permission (x, never read) on each directory above it
+    that lacks it, e.g. the 0700 directory `mktemp -d` makes for a fresh clone."""
+    if os.geteuid() != 0:
+        return
+    for directory in [path, *path.parents]:
+        mode = directory.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(directory, mode | 0o001)
+
+
 class NativeStack:
     def __init__(self, city_db: str | Path | None, *, env: dict[str, str] | None = None, workers: int | None = 2,
                  threads: int | None = 4, port: int | None = None, ready_timeout: float = 90.0,
@@ -188,6 +200,7 @@ class NativeStack:
         return env
 
     def start(self) -> "NativeStack":
+        reachable_by_others(REPO)
         self.run_dir = Path(tempfile.mkdtemp(prefix="geoip-native-stack-"))
         if self.config_edits is not None:
             self.docker_dir = self._edited_configs(self.run_dir / "repo")
