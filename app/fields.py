@@ -1,104 +1,52 @@
 """Field selection (`?fields=city.name,country.iso_code`): which paths of a result document a
-caller wants, checked against the document schema, and the document cut down to them.
+caller wants, checked against the declared shape of a document, and the document cut down to them.
 
-The allowed paths are derived from the OpenAPI schema of a result (app/http/openapi.py), the one
-declaration of what a document holds: a block's name means the whole block, `block.field` one
-of its fields (in each element, for a list such as `subdivisions`). What identifies a document
-and its results stays whatever is asked for: `query`, `kind`, `results`, each result's `ip`, an
-unlocated address's error, and the database blocks, whose attributions the data's licences
-require; the document's other fields (DOCUMENT_PATHS) are selectable like a result's.
+The allowed paths are derived from the declaration of a document's shape (app/document_shape.py):
+every field of a result, a block's name meaning the whole block and `block.field` one of its
+fields (in each element, for a list such as `subdivisions`). What identifies a document and its
+results stays whatever is asked for (the fields declared `always`): `query`, `kind`, `results`,
+each result's `ip`, an unlocated address's error, and the database blocks, whose attributions
+the data's licences require; the document's other fields (DOCUMENT_PATHS) are selectable like a
+result's. The "Selected..." schemas partial documents validate against come from the same
+declaration (document_shape.component_schemas).
 """
 from __future__ import annotations
 
 from functools import lru_cache
 
+from .document_shape import DOCUMENT, RESULT, Block, ListOf
 from .errors import InvalidFields
 
 MAX_FIELDS_LENGTH = 2048
 MAX_PATHS = 64
 
-DOCUMENT_PATHS = ("canonical_name", "addresses_withheld")
+# The document's own fields a caller may leave out; the rest of its envelope is always kept.
+DOCUMENT_PATHS = tuple(name for name, field in DOCUMENT.fields.items() if not field.always)
 
 Selection = dict  # name -> True (the whole value) or a nested Selection
 
 
-def _root() -> dict:
-    from .http.openapi import openapi_document  # the schema lives with the HTTP layer's description
-    return openapi_document()
+def _block_inside(value) -> Block | None:
+    """The block a field holds, itself or as the items of a list (subdivisions)."""
+    if isinstance(value, ListOf):
+        value = value.items
+    return value if isinstance(value, Block) else None
 
 
-def _resolve(node: dict, root: dict) -> dict:
-    while "$ref" in node:  # a JSON pointer into the OpenAPI document: "#/components/schemas/Asn"
-        target = root
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
-
-
-def _object_properties(node: dict, root: dict) -> dict:
-    """The properties of an object schema, looking through $ref, arrays and nullable oneOf/anyOf."""
-    node = _resolve(node, root)
-    if node.get("type") == "array" or "items" in node:
-        return _object_properties(node.get("items", {}), root)
-    properties = dict(node.get("properties", {}))
-    for branch in [*node.get("oneOf", ()), *node.get("anyOf", ()), *node.get("allOf", ())]:
-        properties.update(_object_properties(branch, root))
-    return properties
-
-
-def _paths(properties: dict, root: dict, prefix: str = "") -> list[str]:
+def _paths(block: Block, prefix: str = "") -> list[str]:
     paths = []
-    for name, child in properties.items():
+    for name, field in block.fields.items():
         path = prefix + name
         paths.append(path)
-        paths.extend(_paths(_object_properties(child, root), root, path + "."))
+        inner = _block_inside(field.value)
+        if inner is not None:
+            paths.extend(_paths(inner, path + "."))
     return paths
 
 
 @lru_cache(maxsize=1)
 def allowed_paths() -> tuple[str, ...]:
-    root = _root()
-    result = root["components"]["schemas"]["Result"]["properties"]
-    return tuple(DOCUMENT_PATHS) + tuple(_paths(result, root))
-
-
-# The schemas whose fields can be left out; their "Selected" forms describe documents with ?fields=.
-_SELECTABLE = ("Document", "Result", "TimeZone", "Asn", "Overlay", "Hostname")
-
-
-def selected_schemas(schemas: dict) -> dict:
-    """The "Selected..." schemas: the same as the full ones, with only what always stays
-    required (a document's envelope, a result's ip); what they hold keeps its types."""
-    def relax(node, keep=()):
-        if isinstance(node, list):
-            return [relax(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        relaxed = {}
-        for key, value in node.items():
-            if key == "$ref" and value.rsplit("/", 1)[-1] in _SELECTABLE:
-                base, name = value.rsplit("/", 1)
-                relaxed[key] = f"{base}/Selected{name}"
-            elif key == "required":
-                relaxed[key] = [name for name in value if name in keep]
-            elif key == "properties":
-                relaxed[key] = {name: relax(child) for name, child in value.items()}
-            else:
-                relaxed[key] = relax(value)
-        return relaxed
-
-    selected = {}
-    for name in _SELECTABLE:
-        if name not in schemas:
-            continue
-        schema = schemas[name]
-        if name == "Document":
-            keep = [key for key in schema.get("required", ()) if key not in DOCUMENT_PATHS]
-        else:
-            keep = ["ip"] if name == "Result" else []
-        selected["Selected" + name] = relax(schema, keep)
-    return selected
+    return DOCUMENT_PATHS + tuple(_paths(RESULT))
 
 
 def parse_fields(raw: object) -> Selection | None:

@@ -4,14 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from ..document import LOCALES
-from ..fields import selected_schemas
-from ..overlay.geofeed import OVERLAY_FIELDS
-
-_NULLABLE_STRING = {"type": ["string", "null"]}
-_NULLABLE_INT = {"type": ["integer", "null"]}
-_NULLABLE_NUMBER = {"type": ["number", "null"]}
-_RESULT_REQUIRED = ("ip", "network", "city", "subdivisions", "country", "continent", "registered_country", "postal",
-                    "location", "timezone", "asn", "overlay")  # hostname only when asked for
+from ..document_shape import component_schemas
 
 
 def _object(properties: dict, required=None, extra=False) -> dict:
@@ -23,72 +16,10 @@ def _error_response(description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
+# The document, its results and blocks, the error bodies and their "Selected" forms come from
+# the declaration of a document's shape (app/document_shape.py); the rest is the HTTP layer's.
 _SCHEMAS = {
-    "Error": _object({"error": _object({"code": {"type": "string"}, "message": {"type": "string"}})}),
-    "Named": _object({"name": _NULLABLE_STRING}),
-    "TimeZone": _object({
-        "name": _NULLABLE_STRING,
-        "source": {"enum": ["mmdb", "tz_world", "overlay", None]},
-        "utc_offset": {"type": ["string", "null"], "pattern": "^[+-][0-9]{2}:[0-9]{2}$"},
-        "local_time": {"type": ["string", "null"]},
-        "at_sea": {"type": "boolean"},
-        "confidence": {"enum": ["exact", "approximate", None]},
-        "degraded": {"type": "boolean"},
-    }),
-    "Result": _object({
-        "ip": {"type": "string"},
-        "network": {"type": "string"},
-        "city": _object({"name": _NULLABLE_STRING, "geoname_id": _NULLABLE_INT}),
-        "subdivisions": {"type": "array", "items": _object({"iso_code": _NULLABLE_STRING, "name": _NULLABLE_STRING})},
-        "country": _object({"iso_code": _NULLABLE_STRING, "name": _NULLABLE_STRING,
-                            "is_in_european_union": {"type": ["boolean", "null"]}}),
-        "continent": _object({"code": _NULLABLE_STRING, "name": _NULLABLE_STRING}),
-        "registered_country": _object({"iso_code": _NULLABLE_STRING, "name": _NULLABLE_STRING}),
-        "postal": _object({"code": _NULLABLE_STRING}),
-        "location": _object({"latitude": _NULLABLE_NUMBER, "longitude": _NULLABLE_NUMBER,
-                             "accuracy_radius": _NULLABLE_INT}),
-        "timezone": {"$ref": "#/components/schemas/TimeZone"},
-        "asn": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Asn"}],
-                "description": "Who announces the address's network; null without an ASN database "
-                               "(GEOIP_ASN_DB) or when it does not know the address"},
-        "overlay": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Overlay"}],
-                    "description": "The overlay entry (GEOIP_OVERLAY, docs/overlay.md) that set fields of this "
-                                   "result; null when none did"},
-        "hostname": {"$ref": "#/components/schemas/Hostname"},
-    }, required=_RESULT_REQUIRED),
-    "Overlay": _object({
-        "prefix": {"type": "string", "description": "The entry's prefix, e.g. 192.0.2.0/24"},
-        "file": {"type": "string", "description": "The geofeed file it comes from"},
-        "fields": {"type": "array", "items": {"enum": list(OVERLAY_FIELDS)}, "description": "What it sets"},
-    }),
-    "Hostname": _object({
-        "name": {**_NULLABLE_STRING, "description": "The PTR name; null when there is none (see error)"},
-        "verified": {"type": "boolean", "description": "The name's A/AAAA records contain the address "
-                                                       "(forward-confirmed reverse DNS)"},
-        "error": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Error/properties/error"}],
-                  "description": "Why there is no name: PTR_NOT_FOUND, DNS_TIMEOUT, DNS_FAILURE, HOSTNAME_WITHHELD"},
-    }, extra=False),
-    "Asn": _object({
-        "number": {**_NULLABLE_INT, "description": "Autonomous system number, e.g. 15169"},
-        "organization": {**_NULLABLE_STRING, "description": "Its organisation, e.g. Google LLC"},
-        "network": {"type": "string", "description": "The network the ASN database answers with (may differ "
-                                                     "from the result's City network)"},
-    }),
-    "DatabaseBlock": {"oneOf": [{"type": "null"}, _object({
-        "type": {"type": "string"}, "build_date": {"type": "string", "format": "date"},
-        "source": {"type": "string"}, "attribution": _NULLABLE_STRING})]},
-    "UnlocatedAddress": _object({"ip": {"type": "string"}, "error": {"$ref": "#/components/schemas/Error/properties/error"}}),
-    "Document": _object({
-        "query": {"type": "string"},
-        "kind": {"enum": ["ip", "domain"]},
-        "canonical_name": _NULLABLE_STRING,
-        "results": {"type": "array", "minItems": 1, "items": {"oneOf": [
-            {"$ref": "#/components/schemas/Result"}, {"$ref": "#/components/schemas/UnlocatedAddress"}]}},
-        "addresses_withheld": {"type": "integer", "minimum": 0},
-        "database": {"$ref": "#/components/schemas/DatabaseBlock"},
-        "asn_database": {"$ref": "#/components/schemas/DatabaseBlock"},
-    }),
-    "BatchItemError": _object({"query": _NULLABLE_STRING, "error": {"$ref": "#/components/schemas/Error/properties/error"}}),
+    **component_schemas(),
     "BatchRequest": {"type": "object", "required": ["targets"], "properties": {
         "targets": {"type": "array", "items": {"type": "string"}, "description": "IP addresses and domain names"},
         "lang": {"$ref": "#/components/schemas/Language"},
@@ -120,9 +51,6 @@ _SCHEMAS = {
                  "description": "One of " + ", ".join(LOCALES) + " (any case); other values fall back."},
     "MaxMindError": _object({"code": {"type": "string"}, "error": {"type": "string"}}),
 }
-
-# What a document with ?fields= is: the same schemas with only what always stays required.
-_SCHEMAS.update(selected_schemas(_SCHEMAS))
 
 _LANG = {"name": "lang", "in": "query", "required": False, "schema": {"$ref": "#/components/schemas/Language"},
          "description": "Language of place names; otherwise Accept-Language, then en."}
