@@ -19,6 +19,20 @@ as_user=""
 if [ "$(id -u)" = 0 ]; then
     chown -R nobody:nogroup "$GEOIP_RUN_DIR"
     as_user="setpriv --reuid=nobody --regid=nogroup --clear-groups --"
+    # `nobody` must be able to reach the checkout (its venv, docker/, app/): a directory above it
+    # without search permission for others (`mktemp -d` makes 0700 ones) would fail much later,
+    # deep in supervisord, with a bare "Permission denied". Say which one, and how to fix it.
+    if [ -x "$repo/.venv/bin/supervisord" ] && ! $as_user test -x "$repo/.venv/bin/supervisord"; then
+        blocked="$repo"
+        directory="$repo"
+        while [ "$directory" != / ]; do
+            $as_user test -x "$directory" || blocked="$directory"
+            directory="$(dirname "$directory")"
+        done
+        echo "make run: started as root, the service runs as nobody, who cannot reach $repo/.venv/bin/supervisord" >&2
+        echo "make run: $blocked is not searchable by others: chmod o+x $blocked (or run make run as another user)" >&2
+        exit 1
+    fi
 fi
 
 # Everything supervisord and its programs print goes through a FIFO (supervisord reopens

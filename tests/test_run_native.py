@@ -170,3 +170,22 @@ def test_make_run_by_an_unprivileged_user_leaves_nothing_behind(tmp_path):
         assert port_is_free(run.port)
     finally:
         run.cleanup()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the stack to nobody")
+def test_started_by_root_from_a_directory_nobody_cannot_reach_it_says_which(tmp_path):
+    # A fresh clone in `mktemp -d` (mode 0700), started by root: the stack runs as nobody, who
+    # cannot reach the venv. The script stops at once, naming the directory and the fix.
+    hidden = Path(tempfile.mkdtemp())  # 0700, like mktemp -d
+    try:
+        checkout = hidden / "checkout"
+        checkout.mkdir()
+        shutil.copytree(REPO / "docker", checkout / "docker")
+        (checkout / ".venv").symlink_to(REPO / ".venv")
+        run = subprocess.run(["sh", str(checkout / "docker" / "run-native.sh")], capture_output=True, text=True,
+                             timeout=60, env={**os.environ, "GEOIP_RUN_DIR": str(tmp_path / "run")})
+    finally:
+        shutil.rmtree(hidden)
+    assert run.returncode == 1
+    assert f"{hidden} is not searchable by others: chmod o+x {hidden}" in run.stderr
+    assert not (tmp_path / "run" / "console").exists()  # nothing was started
