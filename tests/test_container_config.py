@@ -3,6 +3,7 @@ Specification schema and by docker-compose itself, both Dockerfiles by hadolint,
 the files make (ports on loopback, tz_world internal only, no root, no secrets in the context)."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -101,6 +102,30 @@ def test_swarm_deploy_sections(compose):
         assert service["healthcheck"]["test"][0] == "CMD", name  # Swarm gates traffic and updates on it
     for name in ("updater", "tz_world"):  # one of each: one download, one lock, one volume
         assert compose["services"][name]["deploy"]["replicas"] == 1
+
+
+def seconds(text: str) -> float:
+    number, unit = re.fullmatch(r"(\d+)(ms|s|m)", text).groups()
+    return int(number) * {"ms": 0.001, "s": 1, "m": 60}[unit]
+
+
+def test_swarm_kills_a_task_only_after_sustained_health_check_failures(compose):
+    """Swarm kills a task whose check fails `retries` times in a row. A check is a new process
+    exec'd in the container, and took over 4 s on an overloaded host: with 4 s x 3 the edge and app
+    tasks were replaced while they served (docs/scaling.md, "What fails how"). Each check may take
+    10 s, and only half a minute or more of consecutive failures gets a task killed."""
+    edge = yaml.safe_load((REPO / "deploy" / "swarm" / "edge.yml").read_text())["services"]["edge"]
+    for name, service in (*compose["services"].items(), ("edge", edge)):
+        check = service["healthcheck"]
+        assert seconds(check["timeout"]) >= 10, name
+        assert check["retries"] * seconds(check["interval"]) >= 30, name
+    assert "timeout=30" in (REPO / "docker" / "healthcheck.py").read_text()  # never shorter than the engine's
+
+
+def test_the_edge_stops_gracefully():
+    """Docker's default SIGTERM is Nginx's fast shutdown (requests in flight are cut); SIGQUIT finishes them."""
+    edge = yaml.safe_load((REPO / "deploy" / "swarm" / "edge.yml").read_text())["services"]["edge"]
+    assert edge["stop_signal"] == "SIGQUIT" and seconds(edge["stop_grace_period"]) >= 10
 
 
 def test_docker_stack_accepts_the_file(tmp_path):
