@@ -52,12 +52,16 @@ def shape_city(hit) -> ShapedRecord:
     radius = hit.accuracy_radius
     # A record with no city and a large radius sits at a country's (or region's) centroid.
     approximate = not hit.city_present and (radius is None or radius >= APPROXIMATE_RADIUS_KM)
+    subdivisions = ("subdivisions",) + (hit.subdivisions or ())
+    continent = ("continent", hit.continent_code, hit.continent_name)
+    registered = ("registered_country", hit.registered_iso, hit.registered_name)
+    shared = _shared_blocks.get  # the blocks are nearly always made already: no call to _shared then
     return ShapedRecord(
         {"name": hit.city_name, "geoname_id": hit.city_geoname_id},
-        _shared(("subdivisions",) + (hit.subdivisions or ())),
-        _shared(country),
-        _shared(("continent", hit.continent_code, hit.continent_name)),
-        _shared(("registered_country", hit.registered_iso, hit.registered_name)),
+        shared(subdivisions) or _shared(subdivisions),
+        shared(country) or _shared(country),
+        shared(continent) or _shared(continent),
+        shared(registered) or _shared(registered),
         _NO_POSTAL_CODE if hit.postal_code is None else {"code": hit.postal_code},
         {"latitude": hit.latitude, "longitude": hit.longitude, "accuracy_radius": radius},
         hit.time_zone, "approximate" if approximate else "exact",
@@ -108,26 +112,29 @@ def database_block(info, source: str, attribution: str | None) -> dict:
 
 
 class Document(dict):
-    """A lookup's document (a dict, serialised as one) that also says how long the DNS answer it
-    was made from may still be used (`dns_ttl`, seconds; None when no DNS answer went into it):
-    the HTTP layer bounds a name's caching by it (app/http/caching.py)."""
+    """A lookup's document made from a DNS answer (a dict, serialised as one) that also says how
+    long that answer may still be used (`dns_ttl`, seconds): the HTTP layer bounds a name's
+    caching by it (app/http/caching.py). Documents without a DNS answer are plain dicts."""
 
     __slots__ = ("dns_ttl",)
 
 
 def document(query: str, kind: str, canonical_name, results: list, withheld: int, database, asn_database,
-             dns_ttl: int | None = None) -> Document:
-    found = Document(
-        query=query,
-        kind=kind,
-        canonical_name=canonical_name,
-        results=results,
-        addresses_withheld=withheld,
-        database=database,
-        asn_database=asn_database,
-    )
-    found.dns_ttl = dns_ttl
-    return found
+             dns_ttl: int | None = None) -> dict:
+    found = {
+        "query": query,
+        "kind": kind,
+        "canonical_name": canonical_name,
+        "results": results,
+        "addresses_withheld": withheld,
+        "database": database,
+        "asn_database": asn_database,
+    }
+    if dns_ttl is None:  # every IP lookup: no copy into a Document
+        return found
+    named = Document(found)
+    named.dns_ttl = dns_ttl
+    return named
 
 
 def maxmind_city(record: dict | None, owner: tuple | None, ip: str, network: str) -> dict:
@@ -310,7 +317,7 @@ def local_clock(name: str, now: float | None = None) -> tuple[str | None, str | 
 _blocks: dict[tuple, tuple[int, dict]] = {}
 
 
-def timezone_block(name: str | None, source: str | None, *, at_sea: bool = False, confidence: str | None = None,
+def timezone_block(name: str | None, source: str | None, at_sea: bool = False, confidence: str | None = None,
                    degraded: bool = False) -> dict:
     """The result's timezone object. Built once per distinct block and second and shared by every
     result in that second (documents are never mutated after they are built)."""

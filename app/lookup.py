@@ -22,7 +22,7 @@ from .errors import (AddressNotFound, AddressReserved, DatabaseUnavailable, DnsT
 from . import hostnames
 from .resolver import DnsResolver
 from .ttl_cache import TtlCache
-from .targets import MAX_TARGET_LENGTH, DomainTarget, IPTarget, is_reserved, parse_ip, parse_target
+from .targets import MAX_TARGET_LENGTH, DomainTarget, IPTarget, is_reserved, parse_ip, parse_target, reserved
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class LookupService:
     def lookup_address(self, text: str, lang: str = "en", arrived: float | None = None, *,
                        hostname: bool = False) -> dict:
         """An IP-only lookup (for "me")."""
-        found = self._ip_document(IPTarget(parse_ip(text)), lang)
+        found = self._ip_document(IPTarget.of(parse_ip(text)), lang)
         if hostname:
             self._add_hostnames([found], self.resolver.deadline(start=arrived))
         return found
@@ -199,14 +199,15 @@ class LookupService:
 
     def maxmind_city(self, text: str) -> dict:
         """The MaxMind City web service's body for one address (document.maxmind_city)."""
-        address = parse_ip(text)
+        target = IPTarget.of(parse_ip(text))
+        address = target.address
         entry = self.overlay.lookup(address) if self.overlay is not None else None
-        if is_reserved(address):
+        if reserved(target.value, target.version):
             if entry is None:
                 raise AddressReserved()
             return document.maxmind_city(document.maxmind_overlay(None, entry), None, str(address), entry.prefix)
         found = self.city_db.record(address)
-        owner, asn_network = self._owner(address, None)
+        owner, asn_network = self._owner(target)
         if found is None and owner is None and entry is None:
             raise AddressNotFound()
         record, network = found if found is not None else (None, asn_network or (entry.prefix if entry else None))
@@ -217,14 +218,14 @@ class LookupService:
     # -- steps ----------------------------------------------------------------------------
     def _ip_document(self, target: IPTarget, lang: str) -> dict:
         text = target.text
-        if is_reserved(target.address):
+        if reserved(target.value, target.version):
             # Your own networks, described in the overlay, are answered; nothing else reserved is.
             entry = self.overlay.lookup(target.address) if self.overlay is not None else None
             if entry is None:
                 raise AddressReserved()
             result = self._overlay_result(document.NO_CITY, entry, lang, text, entry.prefix, None)
         else:
-            result = self._result(target.address, lang, text)
+            result = self._result(target, lang)
             if result is None:
                 raise AddressNotFound()
         return document.document(text, "ip", None, [result], 0, *self._databases())
@@ -242,26 +243,27 @@ class LookupService:
             raise AddressReserved("The domain name resolves only to reserved (internal or special-purpose) addresses.")
         results = []
         for address in public:
-            result = self._result(address, lang)
+            result = self._result(IPTarget.of(address), lang)
             if result is None:
                 result = {"ip": str(address), "error": AddressNotFound().to_dict()}
             results.append(result)
         return document.document(target.display, "domain", resolution.canonical_name, results, withheld,
                                  *self._databases(), dns_ttl=resolution.ttl)
 
-    def _result(self, address, lang: str, text: str | None = None) -> dict | None:
+    def _result(self, target: IPTarget, lang: str) -> dict | None:
         """One address's result, or None when no database knows it."""
-        located = self.city_db.locate(address, text)
-        owner, asn_network = self._owner(address, text) if self.asn_db is not None else (None, None)
-        entry = self.overlay.lookup(address) if self.overlay is not None else None
+        text = target.text
+        located = self.city_db.locate(target.value, target.version, text)
+        owner, asn_network = self._owner(target) if self.asn_db is not None else (None, None)
+        entry = self.overlay.lookup(target.address) if self.overlay is not None else None
         if located is None:
             asn = document.asn_block(owner, asn_network) if owner is not None else None
             if entry is not None:
-                return self._overlay_result(document.NO_CITY, entry, lang, text or str(address),
+                return self._overlay_result(document.NO_CITY, entry, lang, text,
                                             asn_network or entry.prefix, asn)
             if owner is None:
                 return None
-            return document.result(document.NO_CITY, text or str(address), asn_network,
+            return document.result(document.NO_CITY, text, asn_network,
                                    document.timezone_block(None, None), asn)
         version, record, network, _decoded = located
         cache = self.city_cache
@@ -273,8 +275,8 @@ class LookupService:
                 cache.put(version, key, shaped)
         asn = document.asn_block(owner, asn_network) if owner is not None else None
         if entry is not None:
-            return self._overlay_result(shaped, entry, lang, text or str(address), network, asn)
-        return document.result(shaped, text or str(address), network, self._timezone(shaped), asn)
+            return self._overlay_result(shaped, entry, lang, text, network, asn)
+        return document.result(shaped, text, network, self._timezone(shaped), asn)
 
     def _overlay_result(self, shaped, entry, lang: str, ip: str, network: str | None, asn) -> dict:
         """A result an overlay entry touched: the databases' record with what the entry sets
@@ -322,14 +324,14 @@ class LookupService:
         for result in results:
             result["hostname"] = wanted[result["ip"]]
 
-    def _owner(self, address, text: str | None):
+    def _owner(self, target: IPTarget):
         """(number, organization) and the ASN network, or (None, None): no ASN file, or it does not
         know the address, or it cannot answer now (a City answer never fails for the ASN's sake)."""
         asn_db = self.asn_db
         if asn_db is None:
             return None, None
         try:
-            located = asn_db.locate(address, text)
+            located = asn_db.locate(target.value, target.version, target.text)
             if located is None:
                 return None, None
             owner = self._owner_of(located)
@@ -350,7 +352,7 @@ class LookupService:
     def _timezone(self, shaped: document.ShapedRecord) -> dict:
         # The block itself is built per lookup (it carries the local time); what it names is kept.
         if shaped.time_zone:
-            return document.timezone_block(shaped.time_zone, "mmdb", confidence=shaped.confidence)
+            return document.timezone_block(shaped.time_zone, "mmdb", False, shaped.confidence)
         location = shaped.location
         latitude, longitude = location["latitude"], location["longitude"]
         if latitude is None or longitude is None:

@@ -20,7 +20,7 @@ import orjson
 
 from .document import asn_block as document_asn_block
 from .fields import Selection, _project, select_document, select_items
-from .targets import IPTarget, is_reserved
+from .targets import reserved
 
 _MARK = "\u2063geoip-slot-{}\u2063"  # never in a document: an invisible separator around a slot number
 _QUERY, _IP, _NETWORK, _TIMEZONE, _ASN = range(5)
@@ -68,18 +68,18 @@ class SerializedLookups:
 
     def _fast(self, raw) -> bytes | None:
         try:  # a dotted quad exactly as inet_pton takes it is its own canonical text
-            address = _IPv4(int.from_bytes(_inet_pton(_AF_INET, raw), "big"))
+            value = int.from_bytes(_inet_pton(_AF_INET, raw), "big")
         except (OSError, TypeError, ValueError):
             return None
         service = self.service
-        if is_reserved(address) or (service.overlay is not None and service.overlay.lookup(address) is not None):
+        if reserved(value, 4) or (service.overlay is not None and service.overlay.lookup(_IPv4(value)) is not None):
             return None
-        city = service.city_db.locate(address, raw)
+        city = service.city_db.locate(value, 4, raw)
         if city is None or city.record is None:
             return None
         asn = None
         if service.asn_db is not None:
-            asn = service.asn_db.locate(address, raw)
+            asn = service.asn_db.locate(value, 4, raw)
             if asn is not None and asn.record is None:
                 return None
         templates = self._templates

@@ -17,7 +17,7 @@ workers through the page cache, so memory is not multiplied.
 
 The questions, in the spirit of echoip's geo.Reader:
 - `lookup(address, lang)`: the hit (the table's values, the network, the file version) or None;
-- its two halves, for a caller that keeps what it makes of a record: `locate(address)` says where
+- its two halves, for a caller that keeps what it makes of a record: `locate(value, ip_version)` says where
   the address's record sits (`Located`: the version, the record's offset in that version's data
   section, the network) and `read(located, lang)` reads the hit there. (version, offset) names a
   record: the lookup service keys its caches on it, so a swap of this file invalidates only what
@@ -131,37 +131,37 @@ class MmdbDatabase:
     # -- the questions ---------------------------------------------------------------------
     def lookup(self, address, lang: str = "en"):
         """The table's hit for the address (its values, `network`, `version`), or None."""
-        located = self.locate(address)
+        located = self.locate(int(address), address.version)
         return None if located is None else self.read(located, lang)
 
-    def locate(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, text: str | None = None) -> Located | None:
-        """Where the address's record sits, or None when the file has no record for it (an IPv6
-        address in an IPv4 file has none).
+    def locate(self, value: int, ip_version: int, text: str | None = None) -> Located | None:
+        """Where the record of the address `value` (its integer; `ip_version` 4 or 6) sits, or None
+        when the file has no record for it (an IPv6 address in an IPv4 file has none).
 
-        `text`, the address's canonical text when the caller has it, spares the extension a
-        conversion on the path without the native reader. DatabaseUnavailable when no version is
-        loaded or the file's data is damaged."""
+        `text`, the address's canonical text when the caller has it, spares a conversion on the
+        path without the native reader. DatabaseUnavailable when no version is loaded or the
+        file's data is damaged."""
         loaded = self._loaded  # the common case, without a call: loaded and not due for a check
         if loaded is None or self._clock() >= self._next_check:
             loaded = self._current()
             if loaded is None:
                 raise DatabaseUnavailable(f"The {self.kind} database is not loaded.")
-        if address.version == 6 and loaded.info.ip_version == 4:
+        if ip_version == 6 and loaded.info.ip_version == 4:
             return None
         native = loaded.native
         try:
             if native is None:
-                record, prefix_len = loaded.reader.get_with_prefix_len(text or address)
+                record, prefix_len = loaded.reader.get_with_prefix_len(text or _address(value, ip_version))
                 if record is None:
                     return None
-                return _new(Located, (loaded, None, network_text(address, prefix_len), record))
-            offset, prefix_len, network = native.locate(int(address), address.version)
+                return _new(Located, (loaded, None, network_text(value, ip_version, prefix_len), record))
+            offset, prefix_len, network = native.locate(value, ip_version)
         except (maxminddb.InvalidDatabaseError, ValueError):
             raise self._damaged() from None
         if offset is None:
             return None
         if network is None:  # the forms ipaddress writes its own way (::ffff:a.b.c.d)
-            network = network_text(address, prefix_len)
+            network = network_text(value, ip_version, prefix_len)
         return _new(Located, (loaded, offset, network, None))
 
     def read(self, located: Located, lang: str = "en"):
@@ -179,7 +179,7 @@ class MmdbDatabase:
     def record(self, address) -> tuple[dict, str] | None:
         """(the whole decoded record, network) or None: for the MaxMind-compatible answer, which
         carries every language."""
-        located = self.locate(address)
+        located = self.locate(int(address), address.version)
         if located is None:
             return None
         if located.decoded is not None:
@@ -319,13 +319,18 @@ def _article(word: str) -> str:
 _SLASH_PREFIX = tuple(f"/{length}" for length in range(129))
 
 
-def network_text(address, prefix_len: int) -> str:
-    """"a.b.c.0/24" for an address and its prefix length, without building a network object."""
-    if address.version == 4:  # every lookup: the short way
+def _address(value: int, ip_version: int):
+    return ipaddress.IPv4Address(value) if ip_version == 4 else ipaddress.IPv6Address(value)
+
+
+def network_text(value: int, ip_version: int, prefix_len: int) -> str:
+    """"a.b.c.0/24" for an address (its integer and IP version) and its prefix length, without
+    building a network object."""
+    if ip_version == 4:  # every lookup: the short way
         shift = 32 - prefix_len
-        return socket.inet_ntoa((int(address) >> shift << shift).to_bytes(4, "big")) + _SLASH_PREFIX[prefix_len]
+        return socket.inet_ntoa((value >> shift << shift).to_bytes(4, "big")) + _SLASH_PREFIX[prefix_len]
     shift = 128 - prefix_len
-    network = int(address) >> shift << shift
+    network = value >> shift << shift
     text = socket.inet_ntop(socket.AF_INET6, network.to_bytes(16, "big"))
     if "." in text:  # inet_ntop's ::ffff:a.b.c.d; keep ipaddress's form
         text = str(ipaddress.IPv6Address(network))

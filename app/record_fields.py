@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 KINDS = ("text", "whole", "real", "flag", "name", "present", "list")
 _EMPTY: dict = {}
+_new = tuple.__new__
 
 
 class Field(NamedTuple):
@@ -48,7 +49,7 @@ class FieldTable:
     def make(self, values) -> tuple:
         """The hit from the values in table order (as the C module returns them), the network
         and the version."""
-        return self.hit_type._make(values)
+        return _new(self.hit_type, values)  # _make's checks and extra calls, on every record read
 
     def read_decoded(self, record, lang: str) -> tuple:
         """The values in table order from a record decoded by the maxminddb extension."""

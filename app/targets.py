@@ -5,11 +5,12 @@ and zone ids are refused, and a name without a dot never reaches DNS.
 """
 from __future__ import annotations
 
-import bisect
+from bisect import bisect_right as _bisect_right
 import ipaddress
 import re
 import socket
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import idna
 
@@ -23,19 +24,28 @@ _IP_LIKE = re.compile(r"^[0-9./]+$|:")
 _inet_pton, _AF_INET = socket.inet_pton, socket.AF_INET
 
 
-class IPTarget:
-    """An IP literal: the address and its canonical text. A plain slotted class, not a frozen
-    dataclass: it is built on every lookup, and a frozen dataclass's __init__ costs several times more."""
+class IPTarget(NamedTuple):
+    """An IP literal: the address as an integer with its IP version, and its canonical text. The
+    lookup path works on the integer (the reserved check, the databases' trees); an ipaddress
+    object is made only when something asks for `address` (the overlay, hostnames). A tuple: it
+    is built on every lookup, and an ipaddress object or a class's __init__ costs more than the
+    tree walk."""
 
-    __slots__ = ("address", "text")
+    value: int
+    version: int
+    text: str
     kind = "ip"
 
-    def __init__(self, address: IPAddress, text: str | None = None):
-        self.address = address
-        self.text = text or str(address)
+    @classmethod
+    def of(cls, address: IPAddress) -> "IPTarget":
+        return _new(cls, (int(address), address.version, str(address)))
 
-    def __repr__(self) -> str:
-        return f"IPTarget({self.address!r}, {self.text!r})"
+    @property
+    def address(self) -> IPAddress:
+        return (ipaddress.IPv4Address if self.version == 4 else ipaddress.IPv6Address)(self.value)
+
+
+_new = tuple.__new__  # IPTarget(...) is a Python-level __new__; tuple.__new__(IPTarget, values) is C
 
 
 @dataclass(frozen=True)
@@ -53,7 +63,7 @@ def parse_target(raw: object) -> IPTarget | DomainTarget:
     try:
         # Most targets are dotted quads, and inet_pton accepts nothing else (no whitespace, no
         # leading zeros, no short forms): one C call settles them.
-        return IPTarget(ipaddress.IPv4Address(int.from_bytes(_inet_pton(_AF_INET, raw), "big")), raw)
+        return _new(IPTarget, (int.from_bytes(_inet_pton(_AF_INET, raw), "big"), 4, raw))
     except (OSError, TypeError, ValueError):
         pass
     if not isinstance(raw, str) or len(raw) > MAX_TARGET_LENGTH:
@@ -64,7 +74,7 @@ def parse_target(raw: object) -> IPTarget | DomainTarget:
     if _IP_LIKE.search(text):
         address = parse_ip(text)
         # inet_pton accepted it, so a dotted quad is already canonical; IPv6 text is not.
-        return IPTarget(address, text if address.version == 4 else str(address))
+        return _new(IPTarget, (int(address), address.version, text if address.version == 4 else str(address)))
     return DomainTarget(_parse_domain(text), text)
 
 
@@ -108,21 +118,31 @@ _RESERVED_V4 = _ranges("""
     0.0.0.0/8 10.0.0.0/8 100.64.0.0/10 127.0.0.0/8 169.254.0.0/16 172.16.0.0/12 192.0.0.0/24 192.0.2.0/24
     192.88.99.0/24 192.168.0.0/16 198.18.0.0/15 198.51.100.0/24 203.0.113.0/24 224.0.0.0/4 240.0.0.0/4
 """)
-# Only 2000::/3 is global unicast; inside it, these are special-purpose.
-_GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+# Special-purpose ranges inside 2000::/3, the only global unicast space.
 _RESERVED_V6 = _ranges("2001::/23 2001:db8::/32 2002::/16 3fff::/20")
 
 
 def _in_ranges(value: int, ranges) -> bool:
     starts, ends = ranges
-    index = bisect.bisect_right(starts, value) - 1
+    index = _bisect_right(starts, value) - 1
     return index >= 0 and value <= ends[index]
 
 
 def is_reserved(address: IPAddress) -> bool:
     """True for addresses that never locate anyone on the public internet."""
-    if address.version == 4:
-        return _in_ranges(int(address), _RESERVED_V4)
-    if address.ipv4_mapped is not None:
-        return is_reserved(address.ipv4_mapped)
-    return address not in _GLOBAL_UNICAST_V6 or _in_ranges(int(address), _RESERVED_V6)
+    return reserved(int(address), address.version)
+
+
+_V4_MAPPED = 0xFFFF  # ::ffff:a.b.c.d, above the low 32 bits
+
+
+def reserved(value: int, version: int) -> bool:
+    """is_reserved for an address given as its integer and IP version (the lookup path's form)."""
+    if version == 4:  # every lookup: _in_ranges, without the call
+        starts, ends = _RESERVED_V4
+        index = _bisect_right(starts, value) - 1
+        return index >= 0 and value <= ends[index]
+    if value >> 32 == _V4_MAPPED:
+        return _in_ranges(value & 0xFFFFFFFF, _RESERVED_V4)
+    # Only 2000::/3 is global unicast (its first three bits are 001); inside it, special-purpose ranges.
+    return value >> 125 != 1 or _in_ranges(value, _RESERVED_V6)

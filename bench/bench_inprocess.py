@@ -2,7 +2,7 @@
 
 Stages, each timed as a full pass over the same seeded addresses:
   raw_get      maxminddb Reader.get(text): the ceiling (with an ASN file: get on both files)
-  adapter      CityDatabase.locate(parse_ip(text)) (and AsnDatabase.locate): where the records sit
+  adapter      CityDatabase.locate(address as integer, version) (and AsnDatabase.locate): where the records sit
   document     LookupService.lookup(text): target parsing, reserved check, record -> document,
                time zone (from the record, else the per-worker coordinate cache and the index)
   full         document -> JSON bytes, serialised as the HTTP layer does (`json_bytes` below)
@@ -105,8 +105,9 @@ def measure(city_file, addresses: list[str], rounds: int = 3, diagnostic_count: 
     def adapter(services):
         city_db, asn_db = services.city_db, services.asn_db
         if asn_db is None:
-            return lambda text: city_db.locate(parse_ip(text))
-        return lambda text: (city_db.locate(address := parse_ip(text)), asn_db.locate(address))
+            return lambda text: city_db.locate(int(address := parse_ip(text)), address.version)
+        return lambda text: (city_db.locate(value := int(address := parse_ip(text)), address.version),
+                             asn_db.locate(value, address.version))
 
     builders = {
         "adapter": adapter,

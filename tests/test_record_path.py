@@ -22,6 +22,7 @@ from app.lookup import LookupService
 from app.record_fields import ASN, CITY, Field, FieldTable
 from app.record_offsets import open_native_reader
 from app.services import Services
+from app.targets import IPTarget
 from tests.support.city_fixtures import STANDARD_RECORDS, place, write_city_db
 
 LANGUAGES = ("en", "de", "ja", "pt-BR", "zh-CN", "xx")
@@ -56,8 +57,8 @@ def _opened(path, reader, ip_version, table=CITY):
 def _locate(offsets, address):
     """(offset, prefix); the network text locate also gives is checked against citydb's own."""
     offset, prefix, network = offsets.locate(int(address), address.version)
-    assert network in (None, network_text(address, prefix))
-    assert network is not None or (address.version == 6 and "." in network_text(address, prefix))
+    assert network in (None, network_text(int(address), address.version, prefix))
+    assert network is not None or (address.version == 6 and "." in network_text(int(address), address.version, prefix))
     return offset, prefix
 
 
@@ -286,8 +287,8 @@ def test_cache_is_bounded_and_answers_stay_right(tmp_path):
     addresses = [address for address in _first_addresses(path) if not address.is_private]
     for _ in range(3):
         for address in addresses:
-            located = city_db.locate(address)
-            shaped = service._result(address, "en")
+            located = city_db.locate(int(address), address.version)
+            shaped = service._result(IPTarget.of(address), "en")
             assert shaped["city"] == shape_city(city_db.read(located)).city
             assert service.city_cache.info()["entries"] <= 2
 
@@ -345,7 +346,7 @@ def test_ipv6_address_in_an_ipv4_file_and_unknown_addresses(tmp_path):
     records = {cidr: record for cidr, record in STANDARD_RECORDS.items() if ":" not in cidr}
     city_db = _open(write_city_db(tmp_path / "city.mmdb", records, ip_version=4))
     assert city_db.lookup(ipaddress.ip_address("2001:218::1")) is None
-    assert city_db.locate(ipaddress.ip_address("44.0.0.1")) is None
+    assert city_db.locate(int(ipaddress.ip_address("44.0.0.1")), 4) is None
     hit = city_db.lookup(ipaddress.ip_address("81.2.69.7"), "de")
     assert hit.city_name == "London" and hit.network == "81.2.69.0/24" and hit.version is city_db.serving()
 
