@@ -5,14 +5,15 @@
  * the maxminddb extension decodes the whole record (every name in every language) on each lookup.
  * The lookup service keeps what it makes of a record per offset, so the adapters need the offset
  * first, and on a miss the record's values without a second walk down the tree. libmaxminddb (the
- * system's, linked here) does the tree walk and all reading of the file, with its own bounds
- * checks; this module only turns libmaxminddb's entry list into Python objects.
+ * system's, linked here) opens and maps the file and walks the tree.
  *
  * `read` decodes a whole record as the maxminddb extension does (dict, list, str, int, float,
- * bool, bytes); `read_fields` takes only the values of the field table the reader was opened
- * with (app/record_fields.py declares the tables; nothing here knows City or ASN records) and
- * makes no Python object for the rest. app/record_offsets.py checks both against the extension
- * and the table's Python reading on every file before the service relies on them.
+ * bool, bytes), from libmaxminddb's entry list. `read_fields` takes only the values of the field
+ * table the reader was opened with (app/record_fields.py declares the tables; nothing here knows
+ * City or ASN records): it reads the record's bytes in the data section itself, every read checked
+ * against the section's end, and steps over what the table does not name without decoding it.
+ * app/record_offsets.py checks both against the extension and the table's Python reading on every
+ * file before the service relies on them.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -185,34 +186,6 @@ static PyObject *OffsetReader_locate(OffsetReader *self, PyObject *const *args, 
         return Py_BuildValue("(OiN)", Py_None, prefix, network);
     }
     return Py_BuildValue("(kiN)", (unsigned long)result.entry.offset, prefix, network);
-}
-
-/* The value subtree at *cursor, skipped. */
-static int skip_value(MMDB_entry_data_list_s **cursor) {
-    MMDB_entry_data_list_s *node = *cursor;
-    if (node == NULL) {
-        return 0;
-    }
-    *cursor = node->next;
-    uint32_t type = node->entry_data.type;
-    if (type == MMDB_DATA_TYPE_MAP) {
-        for (uint32_t i = 0; i < node->entry_data.data_size; i++) {
-            if (*cursor == NULL) {
-                return 0;
-            }
-            *cursor = (*cursor)->next; /* the key */
-            if (!skip_value(cursor)) {
-                return 0;
-            }
-        }
-    } else if (type == MMDB_DATA_TYPE_ARRAY) {
-        for (uint32_t i = 0; i < node->entry_data.data_size; i++) {
-            if (!skip_value(cursor)) {
-                return 0;
-            }
-        }
-    }
-    return 1;
 }
 
 static PyObject *truncated(void) {
@@ -541,94 +514,212 @@ typedef struct {
     size_t language_length;
 } Language;
 
-static int key_is(const MMDB_entry_data_s *key, const char *text, size_t length) {
-    return key->data_size == length && memcmp(key->utf8_string, text, length) == 0;
-}
-#define KEY_IS(key, literal) key_is((key), (literal), sizeof(literal) - 1)
+/* read_fields walks the record's bytes in the data section itself (the MaxMind DB format's control
+ * bytes, pointers and sizes), reading only the keys the table names and stepping over the rest
+ * without decoding it: a pointer to a value nobody wants is never followed. libmaxminddb's entry
+ * list would decode the whole record first, every language of every name, which cost more than
+ * the rest of a lookup. Every read is checked against the end of the data section. */
+typedef struct {
+    const uint8_t *data;
+    uint32_t size;
+} Section;
 
-/* The next map key: its entry, with *cursor moved to its value; NULL with an exception set. */
-static const MMDB_entry_data_s *next_key(MMDB_entry_data_list_s **cursor) {
-    MMDB_entry_data_list_s *node = *cursor;
-    if (node == NULL) {
-        truncated();
-        return NULL;
-    }
-    if (node->entry_data.type != MMDB_DATA_TYPE_UTF8_STRING) {
-        PyErr_SetString(DecodeError, "a map key is not a string");
-        return NULL;
-    }
-    *cursor = node->next;
-    return &node->entry_data;
+typedef struct {
+    uint32_t type;     /* an MMDB_DATA_TYPE_*; never a pointer once followed */
+    uint32_t size;     /* payload bytes; a map's pairs or an array's items; a boolean's value */
+    uint32_t payload;  /* where the payload, or the first entry of a map or array, starts */
+    int followed;      /* reached through a pointer: the entries are not where the caller reads on */
+} Value;
+
+#define MAX_DEPTH 512 /* libmaxminddb's limit on nested maps and arrays */
+
+static int bad_data(const char *what) {
+    PyErr_Format(DecodeError, "the record's data is damaged: %s", what);
+    return 0;
 }
 
-/* Skips the value at *cursor; 0 with an exception set when the data ends early. */
-static int skip(MMDB_entry_data_list_s **cursor) {
-    if (!skip_value(cursor)) {
-        truncated();
-        return 0;
+/* The value at *pos. *pos moves past what is read here: a scalar's payload, a container's control
+ * bytes (its entries follow), or the pointer itself when `follow` resolved it. */
+static int decode_control(const Section *section, uint32_t *pos, Value *value, int follow) {
+    uint32_t at = *pos;
+    const uint8_t *data = section->data;
+    if (at >= section->size) {
+        return bad_data("it ends early");
+    }
+    uint8_t control = data[at++];
+    uint32_t type = control >> 5;
+    if (type == MMDB_DATA_TYPE_POINTER) {
+        uint32_t extra = ((control >> 3) & 3) + 1;
+        if (extra > section->size - at) {
+            return bad_data("it ends early");
+        }
+        uint32_t target = extra == 4 ? 0 : (uint32_t)(control & 7);
+        for (uint32_t i = 0; i < extra; i++) {
+            target = (target << 8) | data[at + i];
+        }
+        static const uint32_t bias[] = {0, 0, 2048, 526336, 0};
+        target += bias[extra];
+        *pos = at + extra;
+        if (!follow) {
+            value->type = MMDB_DATA_TYPE_POINTER;
+            value->followed = 0;
+            return 1;
+        }
+        uint32_t there = target;
+        if (!decode_control(section, &there, value, 0)) {
+            return 0;
+        }
+        if (value->type == MMDB_DATA_TYPE_POINTER) {
+            return bad_data("a pointer points to a pointer");
+        }
+        value->followed = 1;
+        return 1;
+    }
+    if (type == MMDB_DATA_TYPE_EXTENDED) {
+        if (at >= section->size) {
+            return bad_data("it ends early");
+        }
+        type = 7 + data[at++];
+        if (type < 8 || type > 15) {
+            return bad_data("unknown data type");
+        }
+    }
+    uint32_t size = control & 0x1f;
+    if (size >= 29) {
+        uint32_t extra = size - 28;
+        if (extra > section->size - at) {
+            return bad_data("it ends early");
+        }
+        uint32_t more = 0;
+        for (uint32_t i = 0; i < extra; i++) {
+            more = (more << 8) | data[at + i];
+        }
+        static const uint32_t base[] = {0, 29, 285, 65821};
+        size = base[extra] + more;
+        at += extra;
+    }
+    value->type = type;
+    value->size = size;
+    value->payload = at;
+    value->followed = 0;
+    switch (type) {
+    case MMDB_DATA_TYPE_MAP:
+    case MMDB_DATA_TYPE_ARRAY:
+        break;
+    case MMDB_DATA_TYPE_BOOLEAN:
+        if (size > 1) {
+            return bad_data("a boolean is neither 0 nor 1");
+        }
+        break;
+    case MMDB_DATA_TYPE_CONTAINER:
+    case MMDB_DATA_TYPE_END_MARKER:
+        return bad_data("a data cache container or end marker inside a record");
+    default: {
+        static const uint32_t widest[16] = {[MMDB_DATA_TYPE_DOUBLE] = 8, [MMDB_DATA_TYPE_UINT16] = 2,
+                                            [MMDB_DATA_TYPE_UINT32] = 4, [MMDB_DATA_TYPE_INT32] = 4,
+                                            [MMDB_DATA_TYPE_UINT64] = 8, [MMDB_DATA_TYPE_UINT128] = 16,
+                                            [MMDB_DATA_TYPE_FLOAT] = 4};
+        if (widest[type] && (type == MMDB_DATA_TYPE_DOUBLE || type == MMDB_DATA_TYPE_FLOAT ? size != widest[type]
+                                                                                          : size > widest[type])) {
+            return bad_data("a number of the wrong size");
+        }
+        if (size > section->size - at) {
+            return bad_data("it ends early");
+        }
+        at += size;
+    }
+    }
+    *pos = at;
+    return 1;
+}
+
+static int skip_entries(const Section *section, uint32_t *pos, const Value *value, int depth);
+
+/* Steps over the value at *pos without decoding it (a pointer is not followed). */
+static int skip_at(const Section *section, uint32_t *pos, int depth) {
+    Value value;
+    return decode_control(section, pos, &value, 0) && skip_entries(section, pos, &value, depth);
+}
+
+/* After decode_control: steps over a container's entries when they follow at *pos. */
+static int skip_entries(const Section *section, uint32_t *pos, const Value *value, int depth) {
+    if (value->followed || (value->type != MMDB_DATA_TYPE_MAP && value->type != MMDB_DATA_TYPE_ARRAY)) {
+        return 1;
+    }
+    if (depth >= MAX_DEPTH) {
+        return bad_data("maps and arrays nested too deep");
+    }
+    uint64_t entries = value->type == MMDB_DATA_TYPE_MAP ? 2 * (uint64_t)value->size : value->size;
+    for (uint64_t i = 0; i < entries; i++) {
+        if (!skip_at(section, pos, depth + 1)) {
+            return 0;
+        }
     }
     return 1;
 }
 
-/* The value at *cursor when it is a map; anything else is skipped. Returns the map's size (0 when
- * skipped), -1 with an exception set. */
-static long enter_map(MMDB_entry_data_list_s **cursor) {
-    MMDB_entry_data_list_s *node = *cursor;
-    if (node == NULL) {
-        truncated();
-        return -1;
+/* A scalar's Python value (decode_control checked its bounds and size). */
+static PyObject *scalar(const Section *section, const Value *value) {
+    const uint8_t *bytes = section->data + value->payload;
+    uint64_t number = 0;
+    switch (value->type) {
+    case MMDB_DATA_TYPE_UTF8_STRING:
+        return PyUnicode_DecodeUTF8((const char *)bytes, value->size, NULL);
+    case MMDB_DATA_TYPE_BOOLEAN:
+        return PyBool_FromLong(value->size);
+    case MMDB_DATA_TYPE_UINT128:
+        if (value->size > 8) {
+            return PyObject_CallMethod((PyObject *)&PyLong_Type, "from_bytes", "y#s", (const char *)bytes,
+                                       (Py_ssize_t)value->size, "big");
+        }
+        break;
+    default:
+        break;
     }
-    if (node->entry_data.type != MMDB_DATA_TYPE_MAP) {
-        return skip(cursor) ? 0 : -1;
+    for (uint32_t i = 0; i < value->size; i++) {
+        number = (number << 8) | bytes[i];
     }
-    *cursor = node->next;
-    return (long)node->entry_data.data_size;
+    switch (value->type) {
+    case MMDB_DATA_TYPE_DOUBLE: {
+        double real;
+        memcpy(&real, &number, sizeof real);
+        return PyFloat_FromDouble(real);
+    }
+    case MMDB_DATA_TYPE_FLOAT: {
+        uint32_t narrow = (uint32_t)number;
+        float real;
+        memcpy(&real, &narrow, sizeof real);
+        return PyFloat_FromDouble(real);
+    }
+    case MMDB_DATA_TYPE_INT32:
+        return PyLong_FromLong((int32_t)(uint32_t)number);
+    case MMDB_DATA_TYPE_UINT16:
+    case MMDB_DATA_TYPE_UINT32:
+    case MMDB_DATA_TYPE_UINT64:
+    case MMDB_DATA_TYPE_UINT128:
+        return PyLong_FromUnsignedLongLong(number);
+    default:
+        PyErr_Format(DecodeError, "data type %u is not a value read here", (unsigned)value->type);
+        return NULL;
+    }
 }
 
-/* A "names" map: the name in the filter's language, else the English one (kind "name"). */
-static int read_name(MMDB_entry_data_list_s **cursor, const Language *filter, PyObject **name) {
-    long size = enter_map(cursor);
-    if (size < 0) {
-        return 0;
+/* The key at *pos (a string, or a pointer to one): its bytes, with *pos moved to its value. */
+static const char *read_key(const Section *section, uint32_t *pos, uint32_t *length) {
+    Value key;
+    if (!decode_control(section, pos, &key, 1)) {
+        return NULL;
     }
-    PyObject *in_language = NULL, *in_english = NULL;
-    int ok = 1;
-    for (long i = 0; ok && i < size; i++) {
-        const MMDB_entry_data_s *key = next_key(cursor);
-        if (key == NULL) {
-            ok = 0;
-        } else if ((key_is(key, filter->language, filter->language_length) || KEY_IS(key, "en")) &&
-                   *cursor != NULL && (*cursor)->entry_data.type == MMDB_DATA_TYPE_UTF8_STRING) {
-            /* both when the language is English: `names.get(lang) or names.get("en")`; a name that
-             * is not text counts as absent */
-            PyObject *value = decode_value(cursor);
-            if (value == NULL) {
-                ok = 0;
-            } else {
-                if (key_is(key, filter->language, filter->language_length)) {
-                    Py_INCREF(value);
-                    Py_XSETREF(in_language, value);
-                }
-                if (KEY_IS(key, "en")) {
-                    Py_INCREF(value);
-                    Py_XSETREF(in_english, value);
-                }
-                Py_DECREF(value);
-            }
-        } else if (!skip(cursor)) {
-            ok = 0;
-        }
+    if (key.type != MMDB_DATA_TYPE_UTF8_STRING) {
+        bad_data("a map key is not a string");
+        return NULL;
     }
-    if (ok && in_language != NULL && PyUnicode_GET_LENGTH(in_language) > 0) {
-        Py_XSETREF(*name, in_language);
-        in_language = NULL;
-    } else if (ok) {
-        Py_XSETREF(*name, in_english);
-        in_english = NULL;
-    }
-    Py_XDECREF(in_language);
-    Py_XDECREF(in_english);
-    return ok;
+    *length = key.size;
+    return (const char *)section->data + key.payload;
+}
+
+static int same_key(const char *key, uint32_t length, const char *text, size_t text_length) {
+    return length == text_length && memcmp(key, text, length) == 0;
 }
 
 static int is_kind(uint32_t type, int kind) {
@@ -647,42 +738,130 @@ static int is_kind(uint32_t type, int kind) {
     }
 }
 
-static long read_map(MMDB_entry_data_list_s **cursor, const Node *node, const Language *filter, PyObject **slots);
-static PyObject *read_table(MMDB_entry_data_list_s **cursor, const Table *table, const Language *filter);
+/* The value at *pos when it is a map: *value describes it and *entries is where its pairs start;
+ * returns 1 for a map, 0 for anything else (stepped over), -1 with an exception set. */
+static int enter_map(const Section *section, uint32_t *pos, Value *value, uint32_t *entries, int depth) {
+    if (!decode_control(section, pos, value, 1)) {
+        return -1;
+    }
+    if (value->type != MMDB_DATA_TYPE_MAP) {
+        return skip_entries(section, pos, value, depth) ? 0 : -1;
+    }
+    if (depth >= MAX_DEPTH) {
+        bad_data("maps and arrays nested too deep");
+        return -1;
+    }
+    *entries = value->followed ? value->payload : *pos;
+    return 1;
+}
+
+/* A "names" map: the name in the filter's language, else the English one (kind "name"). */
+static int read_name(const Section *section, uint32_t *pos, const Language *filter, PyObject **name, int depth) {
+    Value map;
+    uint32_t at;
+    int entered = enter_map(section, pos, &map, &at, depth);
+    if (entered <= 0) {
+        return entered == 0;
+    }
+    PyObject *in_language = NULL, *in_english = NULL;
+    int ok = 1;
+    for (uint32_t i = 0; ok && i < map.size; i++) {
+        uint32_t length;
+        const char *key = read_key(section, &at, &length);
+        int is_language = key != NULL && same_key(key, length, filter->language, filter->language_length);
+        int is_english = key != NULL && same_key(key, length, "en", 2);
+        if (key == NULL) {
+            ok = 0;
+        } else if (is_language || is_english) {
+            /* both when the language is English: `names.get(lang) or names.get("en")`; a name that
+             * is not text counts as absent */
+            Value found;
+            if (!decode_control(section, &at, &found, 1)) {
+                ok = 0;
+            } else if (found.type != MMDB_DATA_TYPE_UTF8_STRING) {
+                ok = skip_entries(section, &at, &found, depth + 1);
+            } else {
+                PyObject *text = scalar(section, &found);
+                if (text == NULL) {
+                    ok = 0;
+                } else {
+                    if (is_language) {
+                        Py_INCREF(text);
+                        Py_XSETREF(in_language, text);
+                    }
+                    if (is_english) {
+                        Py_INCREF(text);
+                        Py_XSETREF(in_english, text);
+                    }
+                    Py_DECREF(text);
+                }
+            }
+        } else {
+            ok = skip_at(section, &at, depth + 1);
+        }
+    }
+    if (ok && !map.followed) {
+        *pos = at;
+    }
+    if (ok && in_language != NULL && PyUnicode_GET_LENGTH(in_language) > 0) {
+        Py_XSETREF(*name, in_language);
+        in_language = NULL;
+    } else if (ok) {
+        Py_XSETREF(*name, in_english);
+        in_english = NULL;
+    }
+    Py_XDECREF(in_language);
+    Py_XDECREF(in_english);
+    return ok;
+}
+
+static long read_map(const Section *section, uint32_t *pos, const Node *node, const Language *filter,
+                     PyObject **slots, int depth);
+static PyObject *read_table(const Section *section, uint32_t *pos, const Table *table, const Language *filter,
+                            int depth);
 
 /* An array of maps, each read with the field's sub-table; anything but an array counts as absent. */
-static int read_list(MMDB_entry_data_list_s **cursor, const Node *node, const Language *filter, PyObject **slot) {
-    MMDB_entry_data_list_s *head = *cursor;
-    if (head == NULL) {
-        truncated();
+static int read_list(const Section *section, uint32_t *pos, const Node *node, const Language *filter,
+                     PyObject **slot, int depth) {
+    Value array;
+    if (!decode_control(section, pos, &array, 1)) {
         return 0;
     }
-    if (head->entry_data.type != MMDB_DATA_TYPE_ARRAY) {
-        return skip(cursor);
+    if (array.type != MMDB_DATA_TYPE_ARRAY) {
+        return skip_entries(section, pos, &array, depth);
     }
-    *cursor = head->next;
-    uint32_t count = head->entry_data.data_size;
-    PyObject *items = PyTuple_New(count);
+    if (depth >= MAX_DEPTH) {
+        return bad_data("maps and arrays nested too deep");
+    }
+    if (array.size > section->size) { /* every item takes a byte at least */
+        return bad_data("it ends early");
+    }
+    uint32_t at = array.followed ? array.payload : *pos;
+    PyObject *items = PyTuple_New(array.size);
     if (items == NULL) {
         return 0;
     }
-    for (uint32_t i = 0; i < count; i++) {
-        PyObject *item = read_table(cursor, node->items, filter);
+    for (uint32_t i = 0; i < array.size; i++) {
+        PyObject *item = read_table(section, &at, node->items, filter, depth + 1);
         if (item == NULL) {
             Py_DECREF(items);
             return 0;
         }
         PyTuple_SET_ITEM(items, i, item);
     }
+    if (!array.followed) {
+        *pos = at;
+    }
     Py_XSETREF(*slot, items);
     return 1;
 }
 
-/* The value at *cursor for a wanted key. */
-static int read_value(MMDB_entry_data_list_s **cursor, const Node *node, const Language *filter, PyObject **slots) {
+/* The value at *pos for a wanted key. */
+static int read_value(const Section *section, uint32_t *pos, const Node *node, const Language *filter,
+                      PyObject **slots, int depth) {
     switch (node->kind) {
     case K_MAP: {
-        long size = read_map(cursor, node, filter, slots);
+        long size = read_map(section, pos, node, filter, slots, depth);
         if (size < 0) {
             return 0;
         }
@@ -692,47 +871,64 @@ static int read_value(MMDB_entry_data_list_s **cursor, const Node *node, const L
         return 1;
     }
     case K_NAME:
-        return read_name(cursor, filter, &slots[node->slot]);
+        return read_name(section, pos, filter, &slots[node->slot], depth);
     case K_LIST:
-        return read_list(cursor, node, filter, &slots[node->slot]);
-    default:
-        if (*cursor != NULL && is_kind((*cursor)->entry_data.type, node->kind)) {
-            PyObject *value = decode_value(cursor);
-            if (value == NULL) {
-                return 0;
-            }
-            Py_XSETREF(slots[node->slot], value); /* the last of repeated keys wins, as in a dict */
-            return 1;
+        return read_list(section, pos, node, filter, &slots[node->slot], depth);
+    default: {
+        Value value;
+        if (!decode_control(section, pos, &value, 1)) {
+            return 0;
         }
-        return skip(cursor);
+        if (!is_kind(value.type, node->kind)) {
+            return skip_entries(section, pos, &value, depth);
+        }
+        PyObject *decoded = scalar(section, &value);
+        if (decoded == NULL) {
+            return 0;
+        }
+        Py_XSETREF(slots[node->slot], decoded); /* the last of repeated keys wins, as in a dict */
+        return 1;
+    }
     }
 }
 
-/* A map: the wanted keys read into slots, the rest skipped. Returns the map's size (0 when the
- * value is not a map), -1 with an exception set. */
-static long read_map(MMDB_entry_data_list_s **cursor, const Node *node, const Language *filter, PyObject **slots) {
-    long size = enter_map(cursor);
-    for (long i = 0; size > 0 && i < size; i++) {
-        const MMDB_entry_data_s *key = next_key(cursor);
+/* A map: the wanted keys read into slots, the rest stepped over. Returns the map's size (0 when
+ * the value is not a map), -1 with an exception set. */
+static long read_map(const Section *section, uint32_t *pos, const Node *node, const Language *filter,
+                     PyObject **slots, int depth) {
+    Value map;
+    uint32_t at;
+    int entered = enter_map(section, pos, &map, &at, depth);
+    if (entered <= 0) {
+        return entered;
+    }
+    for (uint32_t i = 0; i < map.size; i++) {
+        uint32_t length;
+        const char *key = read_key(section, &at, &length);
         if (key == NULL) {
             return -1;
         }
-        const Node *child = child_for((Node *)node, key->utf8_string, key->data_size, 0, 0);
-        if (!(child == NULL ? skip(cursor) : read_value(cursor, child, filter, slots))) {
+        const Node *child = child_for((Node *)node, key, length, 0, 0);
+        if (!(child == NULL ? skip_at(section, &at, depth + 1)
+                            : read_value(section, &at, child, filter, slots, depth + 1))) {
             return -1;
         }
     }
-    return size;
+    if (!map.followed) {
+        *pos = at;
+    }
+    return (long)map.size;
 }
 
-/* The table's values for the value at *cursor, as a tuple (absent values None, "present" False). */
-static PyObject *read_table(MMDB_entry_data_list_s **cursor, const Table *table, const Language *filter) {
+/* The table's values for the value at *pos, as a tuple (absent values None, "present" False). */
+static PyObject *read_table(const Section *section, uint32_t *pos, const Table *table, const Language *filter,
+                            int depth) {
     PyObject *small[32] = {NULL};
     PyObject **slots = table->count <= 32 ? small : PyMem_Calloc((size_t)table->count, sizeof(PyObject *));
     if (slots == NULL) {
         return PyErr_NoMemory();
     }
-    int ok = read_map(cursor, &table->root, filter, slots) >= 0;
+    int ok = read_map(section, pos, &table->root, filter, slots, depth) >= 0;
     PyObject *result = ok ? PyTuple_New(table->count) : NULL;
     for (int i = 0; i < table->count; i++) {
         if (result == NULL) {
@@ -761,6 +957,9 @@ static PyObject *OffsetReader_read_fields(OffsetReader *self, PyObject *const *a
         PyErr_SetString(PyExc_TypeError, "this reader was opened without a field table");
         return NULL;
     }
+    if (!check_open(self)) {
+        return NULL;
+    }
     Py_ssize_t length;
     Language filter;
     filter.language = PyUnicode_AsUTF8AndSize(args[1], &length);
@@ -768,14 +967,17 @@ static PyObject *OffsetReader_read_fields(OffsetReader *self, PyObject *const *a
         return NULL;
     }
     filter.language_length = (size_t)length;
-    MMDB_entry_data_list_s *list = entry_list_at(self, args[0]);
-    if (list == NULL) {
+    unsigned long offset = PyLong_AsUnsignedLong(args[0]);
+    if (offset == (unsigned long)-1 && PyErr_Occurred()) {
         return NULL;
     }
-    MMDB_entry_data_list_s *cursor = list;
-    PyObject *result = read_table(&cursor, self->table, &filter);
-    MMDB_free_entry_data_list(list);
-    return result;
+    const Section section = {self->mmdb.data_section, self->mmdb.data_section_size};
+    if (offset >= section.size) {
+        PyErr_SetString(PyExc_ValueError, "offset out of range");
+        return NULL;
+    }
+    uint32_t pos = (uint32_t)offset;
+    return read_table(&section, &pos, self->table, &filter, 0);
 }
 
 
