@@ -199,8 +199,8 @@ class LookupService:
 
     def maxmind_city(self, text: str) -> dict:
         """The MaxMind City web service's body for one address (document.maxmind_city)."""
-        target = IPTarget.of(parse_ip(text))
-        address = target.address
+        address = parse_ip(text)
+        target = IPTarget.of(address)
         entry = self.overlay.lookup(address) if self.overlay is not None else None
         if reserved(target.value, target.version):
             if entry is None:

@@ -43,6 +43,7 @@ import maxminddb
 from .errors import DatabaseUnavailable
 from .record_fields import FieldTable
 from .record_offsets import open_native_reader
+from .targets import address_of
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ class MmdbDatabase:
         native = loaded.native
         try:
             if native is None:
-                record, prefix_len = loaded.reader.get_with_prefix_len(text or _address(value, ip_version))
+                record, prefix_len = loaded.reader.get_with_prefix_len(text or address_of(value, ip_version))
                 if record is None:
                     return None
                 return _new(Located, (loaded, None, network_text(value, ip_version, prefix_len), record))
@@ -317,10 +318,6 @@ def _article(word: str) -> str:
 
 
 _SLASH_PREFIX = tuple(f"/{length}" for length in range(129))
-
-
-def _address(value: int, ip_version: int):
-    return ipaddress.IPv4Address(value) if ip_version == 4 else ipaddress.IPv6Address(value)
 
 
 def network_text(value: int, ip_version: int, prefix_len: int) -> str:

@@ -42,7 +42,13 @@ class IPTarget(NamedTuple):
 
     @property
     def address(self) -> IPAddress:
-        return (ipaddress.IPv4Address if self.version == 4 else ipaddress.IPv6Address)(self.value)
+        return address_of(self.value, self.version)
+
+
+def address_of(value: int, version: int) -> IPAddress:
+    """The ipaddress object of an address given as its integer and IP version (ip_address(value)
+    would take ::1 for 0.0.0.1)."""
+    return ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value)
 
 
 _new = tuple.__new__  # IPTarget(...) is a Python-level __new__; tuple.__new__(IPTarget, values) is C
