@@ -24,7 +24,7 @@ RUN trust-build-certs /tmp/build-certs \
     && rm -rf /var/lib/apt/lists/*
 
 COPY requirements.txt /tmp/requirements.txt
-COPY app/native/setup.py app/native/mmdb_records.c /tmp/native/
+COPY app/native/setup.py app/native/*.c app/native/*.h /tmp/native/
 RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install -r /tmp/requirements.txt \
     && /opt/venv/bin/pip install --no-build-isolation --no-deps /tmp/native \

@@ -31,7 +31,7 @@ sysdeps-test:
 
 # app/native: the mmdb_records C module (record offsets, records read at an offset), built against
 # the system's libmaxminddb with the pinned setuptools from requirements.txt.
-$(VENV)/.runtime: requirements.txt app/native/setup.py app/native/mmdb_records.c
+$(VENV)/.runtime: requirements.txt app/native/setup.py $(wildcard app/native/*.c app/native/*.h)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements.txt

@@ -1,12 +1,14 @@
 """Bulk enrichment (`cli.py lookup --file F`): targets from a file or stdin, one per line or one
 column of a CSV, looked up in order and written as JSON Lines or CSV.
 
-Memory stays flat for input of any size: lines are read with a bound on their length, looked up
-in chunks of CHUNK_LINES through the lookup service's batch path (IP addresses at once, a chunk's
-domain names concurrently within one shared DNS budget, exactly like an HTTP batch), and each
-chunk's output is written before more input is read than the few chunks in flight. With
-`jobs` > 1 the chunks go to that many worker processes (each with its own services, built after
-the fork) and come back in input order. One output line per input line: a line that is not a
+Memory stays flat for input of any size: the input is read in blocks of whole lines
+(BLOCK_BYTES, each line bounded by MAX_LINE_BYTES), and each block's output is written before
+more input is read than the few blocks in flight. With `jobs` > 1 the blocks go to that many
+worker processes (each with its own services, built after the fork) and come back in input
+order. In a block, JSON Lines of public IPv4 addresses come from per-record templates
+(app/lookup_json.py); every other line goes through the lookup service's batch path CHUNK_LINES
+at a time (IP addresses at once, a chunk's domain names concurrently within one shared DNS
+budget, exactly like an HTTP batch). One output line per input line: a line that is not a
 target (bad UTF-8, too long, empty) gets its error object like any failed lookup.
 """
 from __future__ import annotations
@@ -15,21 +17,23 @@ import collections
 import concurrent.futures
 import csv
 import io
+import itertools
 import multiprocessing
 import os
 import time
 from stat import S_ISREG
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import orjson
 
 from .lookup_json import SerializedLookups
 from .fields import DOCUMENT_PATHS, Selection, allowed_paths, parse_fields, select_items
-from .textlines import bounded_lines
+from .textlines import line_blocks
 
 FORMATS = ("jsonl", "csv")
-CHUNK_LINES = 1000
+CHUNK_LINES = 1000      # lines per batch of the lookup service's batch path (one DNS budget)
+BLOCK_BYTES = 64 * 1024  # input per block handed to a lookup process
 MAX_LINE_BYTES = 4096
 # What a CSV row holds when --fields does not say: the columns most log enrichment wants.
 DEFAULT_CSV_FIELDS = ("ip,network,city.name,subdivisions.iso_code,country.iso_code,continent.code,postal.code,"
@@ -58,32 +62,41 @@ class InputError(ValueError):
 
 
 # -- input ----------------------------------------------------------------------------------
-def read_targets(stream: BinaryIO, column: str | None = None) -> Iterator[str | None]:
-    """One target per input line (None for a line that cannot be one)."""
-    lines = bounded_lines(stream, MAX_LINE_BYTES)
+def split_block(block: bytes) -> list[bytes | None]:
+    """A block's lines without their line breaks (None for one longer than MAX_LINE_BYTES)."""
+    lines = block.split(b"\n")
+    lines.pop()  # after the block's last line break
+    return [None if len(line) > MAX_LINE_BYTES else line for line in lines]
+
+
+def column_index(header: bytes | None, column: str) -> int:
+    """The 0-based index of --column: its 1-based number, or its name in the header line."""
+    if column.isdigit():
+        if int(column) < 1:
+            raise InputError("--column counts from 1")
+        return int(column) - 1
+    cells = _cells(_decode(header)) if header is not None else None
+    if not cells or column not in cells:
+        raise InputError("the CSV header has no column named by --column")
+    return cells.index(column)
+
+
+def targets_of(lines: list[bytes | None], column: int | None) -> list[str | None]:
+    """One target per line (None for a line that cannot be one): the line, or its CSV cell."""
     if column is None:
-        for line in lines:
-            yield _decode(line)
-        return
-    index = int(column) - 1 if column.isdigit() else None
-    if index is None:
-        header = next(lines, None)
-        cells = _cells(_decode(header)) if header is not None else None
-        if not cells or column not in cells:
-            raise InputError("the CSV header has no column named by --column")
-        index = cells.index(column)
-    elif index < 0:
-        raise InputError("--column counts from 1")
+        return [_decode(line) for line in lines]
+    targets = []
     for line in lines:
         cells = _cells(_decode(line))
-        yield cells[index] if cells is not None and index < len(cells) else None
+        targets.append(cells[column] if cells is not None and column < len(cells) else None)
+    return targets
 
 
 def _decode(line: bytes | None) -> str | None:
     if line is None:
         return None
     try:
-        return line.decode("utf-8")
+        return line.rstrip(b"\r").decode("utf-8")
     except UnicodeDecodeError:
         return None
 
@@ -98,15 +111,22 @@ def _cells(text: str | None) -> list[str] | None:
         return None
 
 
-def chunks(items: Iterable, size: int) -> Iterator[list]:
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def chunks(items: list, size: int) -> list[list]:
+    return [items[start:start + size] for start in range(0, len(items), size)]
+
+
+def _with_header(blocks: Iterator[bytes], column: str | None) -> tuple[int | None, Iterator[bytes]]:
+    """--column's index, and the blocks after the header line when the column is named by it."""
+    if column is None:
+        return None, blocks
+    if column.isdigit():
+        return column_index(None, column), blocks
+    first = next(blocks, None)
+    if first is None:
+        return column_index(None, column), blocks
+    header, _, rest = first.partition(b"\n")
+    index = column_index(None if len(header) > MAX_LINE_BYTES else header, column)
+    return index, itertools.chain([rest] if rest else [], blocks)
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -193,72 +213,87 @@ def format_items(items: list[dict], options: BulkOptions, columns: CsvColumns | 
 
 # -- the run --------------------------------------------------------------------------------
 class ChunkEnricher:
-    """One process's lookups of chunks: JSON Lines from SerializedLookups (templates per record
-    pair, kept across chunks), CSV and hostnames from the documents themselves."""
+    """One process's lookups of blocks: JSON Lines from SerializedLookups (templates per City
+    record, kept across blocks), CSV and hostnames from the documents themselves. A block's lines
+    that need the batch path go to it CHUNK_LINES at a time, each batch with its own DNS budget."""
 
-    def __init__(self, lookup, options: BulkOptions, columns: CsvColumns | None):
-        self.lookup, self.options, self.columns = lookup, options, columns
+    def __init__(self, lookup, options: BulkOptions, columns: CsvColumns | None, column: int | None):
+        self.lookup, self.options, self.columns, self.column = lookup, options, columns, column
         self.serialized = (SerializedLookups(lookup, options.lang, options.selection)
                            if columns is None and not options.hostname else None)
 
-    def __call__(self, targets: list) -> tuple[bytes, int, int]:
+    def __call__(self, block: bytes) -> tuple[bytes, int, int, int]:
+        """(output bytes, lines, failed lines, located results) for one block."""
+        lines = split_block(block)
         if self.serialized is not None:
-            lines, failed, located = self.serialized.many(targets)
-            return b"\n".join(lines) + b"\n", failed, located
-        options = self.options
-        items = select_items(self.lookup.lookup_many(targets, options.lang, hostname=options.hostname),
-                             options.selection)
-        return format_items(items, options, self.columns)
+            if self.column is not None:
+                lines = [None if target is None else target.encode() for target in targets_of(lines, self.column)]
+            encoded, failed, located = [], 0, 0
+            for chunk in chunks(lines, CHUNK_LINES):
+                done, chunk_failed, chunk_located = self.serialized.many(chunk)
+                encoded += done
+                failed += chunk_failed
+                located += chunk_located
+            return b"\n".join(encoded) + b"\n", len(lines), failed, located
+        options, out, failed, located = self.options, [], 0, 0
+        for chunk in chunks(targets_of(lines, self.column), CHUNK_LINES):
+            items = select_items(self.lookup.lookup_many(chunk, options.lang, hostname=options.hostname),
+                                 options.selection)
+            data, chunk_failed, chunk_located = format_items(items, options, self.columns)
+            out.append(data)
+            failed += chunk_failed
+            located += chunk_located
+        return b"".join(out), len(lines), failed, located
 
 
 _worker: dict = {}
 
 
-def _worker_start(make_lookup, options, columns):
-    _worker["enrich"] = ChunkEnricher(make_lookup(), options, columns)
+def _worker_start(make_lookup, options, columns, column):
+    _worker["enrich"] = ChunkEnricher(make_lookup(), options, columns, column)
 
 
-def _worker_chunk(targets: list):
-    return _worker["enrich"](targets)
+def _worker_block(block: bytes):
+    return _worker["enrich"](block)
 
 
 def run_bulk(make_lookup: Callable, stream: BinaryIO, out: BinaryIO, options: BulkOptions,
              progress: "Progress | None" = None) -> BulkReport:
     """Look up every target of `stream` and write the items to `out`, in input order.
-    `make_lookup()` builds the lookup service (once here, or once in each worker process)."""
+    `make_lookup()` builds the lookup service (once here, or once in each worker process).
+    The input goes to the lookups in blocks of whole lines (BLOCK_BYTES), split where they are
+    looked up: reading costs nothing per line, whichever process splits them."""
     columns = CsvColumns(options.selection, options.hostname) if options.format == "csv" else None
     report = BulkReport()
+    column, blocks = _with_header(line_blocks(stream, BLOCK_BYTES, MAX_LINE_BYTES), options.column)
     if columns is not None:
         out.write(columns.header())
-    targets = chunks(read_targets(stream, options.column), CHUNK_LINES)
 
-    def write(chunk_length: int, done) -> None:
-        data, failed, addresses = done
+    def write(done) -> None:
+        data, lines, failed, addresses = done
         out.write(data)
-        report.lines += chunk_length
+        report.lines += lines
         report.failed += failed
         report.addresses += addresses
         if progress is not None:
             progress.update(report, stream)
 
     if options.jobs <= 1:
-        enrich = ChunkEnricher(make_lookup(), options, columns)
-        for chunk in targets:
-            write(len(chunk), enrich(chunk))
+        enrich = ChunkEnricher(make_lookup(), options, columns, column)
+        for block in blocks:
+            write(enrich(block))
     else:
         # fork: the workers inherit make_lookup; they build their services after the fork.
         context = multiprocessing.get_context("fork")
         with concurrent.futures.ProcessPoolExecutor(options.jobs, mp_context=context, initializer=_worker_start,
-                                                    initargs=(make_lookup, options, columns)) as pool:
+                                                    initargs=(make_lookup, options, columns, column)) as pool:
             pending: collections.deque = collections.deque()
-            for chunk in targets:
-                pending.append((len(chunk), pool.submit(_worker_chunk, chunk)))
+            for block in blocks:
+                pending.append(pool.submit(_worker_block, block))
                 if len(pending) >= 3 * options.jobs:  # bounded: input is read only as fast as it is written
-                    length, future = pending.popleft()
-                    write(length, future.result())
+                    write(pending.popleft().result())
             while pending:
-                length, future = pending.popleft()
-                write(length, future.result())
+                write(pending.popleft().result())
     if progress is not None:
         progress.finish(report)
     return report

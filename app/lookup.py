@@ -228,6 +228,10 @@ class LookupService:
             result = self._result(target, lang)
             if result is None:
                 raise AddressNotFound()
+        return self.ip_document(text, result)
+
+    def ip_document(self, text: str, result: dict) -> dict:
+        """An IP lookup's document around its one result (bulk output makes its templates with it)."""
         return document.document(text, "ip", None, [result], 0, *self._databases())
 
     def _domain_document(self, target: DomainTarget, lang: str, deadline: Deadline | None = None) -> dict:
@@ -265,18 +269,23 @@ class LookupService:
                 return None
             return document.result(document.NO_CITY, text, asn_network,
                                    document.timezone_block(None, None), asn)
-        version, record, network, _decoded = located
-        cache = self.city_cache
-        key = (record, lang)
-        shaped = cache.get(version, key) if record is not None else None
-        if shaped is None:
-            shaped = document.shape_city(self.city_db.read(located, lang))
-            if record is not None:
-                cache.put(version, key, shaped)
+        shaped = self.shaped_record(located, lang)
+        network = located.network
         asn = document.asn_block(owner, asn_network) if owner is not None else None
         if entry is not None:
             return self._overlay_result(shaped, entry, lang, text, network, asn)
-        return document.result(shaped, text, network, self._timezone(shaped), asn)
+        return document.result(shaped, text, network, self.timezone_of(shaped), asn)
+
+    def shaped_record(self, located, lang: str) -> document.ShapedRecord:
+        """What a located City record makes in one language, kept per record of its version."""
+        record = located.record
+        key = (record, lang)
+        shaped = self.city_cache.get(located.version, key) if record is not None else None
+        if shaped is None:
+            shaped = document.shape_city(self.city_db.read(located, lang))
+            if record is not None:
+                self.city_cache.put(located.version, key, shaped)
+        return shaped
 
     def _overlay_result(self, shaped, entry, lang: str, ip: str, network: str | None, asn) -> dict:
         """A result an overlay entry touched: the databases' record with what the entry sets
@@ -285,7 +294,7 @@ class LookupService:
         if entry.time_zone is not None:
             timezone = document.timezone_block(entry.time_zone, "overlay", confidence=shaped.confidence)
         else:
-            timezone = self._timezone(shaped)
+            timezone = self.timezone_of(shaped)
         return document.result(shaped, ip, network, timezone, asn, document.overlay_block(entry))
 
     # -- hostnames ------------------------------------------------------------------------
@@ -334,12 +343,12 @@ class LookupService:
             located = asn_db.locate(target.value, target.version, target.text)
             if located is None:
                 return None, None
-            owner = self._owner_of(located)
+            owner = self.owner_of(located)
         except DatabaseUnavailable:
             return None, None
         return owner, located.network
 
-    def _owner_of(self, located) -> tuple:
+    def owner_of(self, located) -> tuple:
         """(number, organization) of a located ASN record, kept per record of its version."""
         version, record = located.version, located.record
         owner = self.asn_cache.get(version, record) if record is not None else None
@@ -349,7 +358,7 @@ class LookupService:
                 self.asn_cache.put(version, record, owner)
         return owner
 
-    def _timezone(self, shaped: document.ShapedRecord) -> dict:
+    def timezone_of(self, shaped: document.ShapedRecord) -> dict:
         # The block itself is built per lookup (it carries the local time); what it names is kept.
         if shaped.time_zone:
             return document.timezone_block(shaped.time_zone, "mmdb", False, shaped.confidence)

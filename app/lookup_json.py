@@ -1,72 +1,136 @@
 """Lookup documents as JSON bytes for bulk output, without building each one.
 
 Most lines of a log are public IPv4 addresses whose documents differ from those of other
-addresses with the same City and ASN records only in a few values: the query and ip, the two
-networks and the time-zone block (its local time moves each second). `SerializedLookups`
-serialises one real document per pair of records (the lookup service's own, cut by the field
-selection) with markers in those places, keeps the bytes between the markers, and for each
-further address joins them with its own values. A template is used only after it rebuilt its
-own document byte for byte; every other line (domains, reserved or overlay-covered addresses,
-errors, hostnames) goes through the lookup service's batch path. Same bytes as
-`orjson.dumps(select_document(item))` for every item (tests/test_bulk.py checks).
+addresses with the same City record only in a few values: the query and ip, the City network, the
+time-zone block (its local time moves each second) and the asn block (per ASN record, around its
+network). `SerializedLookups` serialises the line's real document (the lookup service's own
+shaping: `shaped_record`, `timezone_of`, `owner_of`, `document.result`, `ip_document`, cut by the
+field selection) once per City record with markers in those places, and keeps the bytes between
+the markers as the record's template. Further addresses of the record are joined from it: in C
+(mmdb_records.Ipv4Lines, both lookups and the join without a Python object per step) when both
+files have the native reader, else in Python. Every other line (domains, reserved or
+overlay-covered addresses, errors, addresses only the ASN file knows) goes through the lookup
+service's batch path. Same bytes as `orjson.dumps(select_document(item))` for every item
+(tests/test_bulk.py checks), and a sample of the templates is checked against the lookup service
+itself while it runs (VERIFY_EVERY): a template that does not give back the service's document
+turns templating off for the run.
 """
 from __future__ import annotations
 
 import ipaddress
+import logging
+import re
 import socket
+import struct
+import time
 from collections import OrderedDict
 
 import orjson
 
-from .document import asn_block as document_asn_block
+from . import document
+from .errors import GeoIPError
 from .fields import Selection, _project, select_document, select_items
-from .targets import reserved
+from .targets import reserved, reserved_ipv4_ranges
+
+try:
+    from mmdb_records import Ipv4Lines
+except ImportError:  # without app/native the Python join serves
+    Ipv4Lines = None
+
+log = logging.getLogger(__name__)
 
 _MARK = "\u2063geoip-slot-{}\u2063"  # never in a document: an invisible separator around a slot number
-_QUERY, _IP, _NETWORK, _TIMEZONE, _ASN = range(5)
-_MARKS = [orjson.dumps(_MARK.format(slot)) for slot in range(5)]
+_QUERY, _IP, _NETWORK, _TIMEZONE, _ASN = range(5)  # the slot codes of app/native/ipv4_lines.c
+_SLOT = re.compile(re.escape(orjson.dumps(_MARK.format("X"))).replace(b"X", b"([0-4])"))
 _ASN_NETWORK_MARK = _MARK.format("asn-network")
+_ZONE_KEYS = ("name", "source", "at_sea", "confidence", "degraded")  # document.timezone_block's arguments
 _NOT_TEMPLATED = object()
+VERIFY_EVERY = 256  # one template in this many is checked against the lookup service (the first always)
 _inet_pton, _AF_INET, _IPv4 = socket.inet_pton, socket.AF_INET, ipaddress.IPv4Address
 
 
 class SerializedLookups:
-    def __init__(self, service, lang: str = "en", selection: Selection | None = None, capacity: int = 30_000):
+    def __init__(self, service, lang: str = "en", selection: Selection | None = None, capacity: int = 131_072):
         self.service = service
         self.lang = lang
         self.selection = selection
-        self.capacity = capacity
-        self._templates: OrderedDict = OrderedDict()  # per City record: about 1.5 KB each
-        self._timezones: dict[int, tuple[dict, bytes]] = {}
-        self._asn: dict = {}  # per ASN record: its block's JSON around the network
-        self.templated = self.slow = 0
+        self.capacity = capacity  # templates kept (about 0.6 KB each), oldest made dropped first
+        self.templated = self.slow = self.built = 0
+        self.disabled = False  # a checked template did not give back the service's document
+        self._sources = None
+        self._parts: dict[bytes, bytes] = {}  # the parts most templates share, kept once
+        self._reset(None)
 
-    def many(self, targets: list) -> tuple[list[bytes], int, int]:
-        """(one JSON document or error item per target in order, failed items, located results)."""
-        out: list = [None] * len(targets)
-        failed = located = 0
-        slow: list[int] = []
+    # -- the batch ------------------------------------------------------------------------
+    def many(self, lines: list) -> tuple[list[bytes], int, int]:
+        """(one JSON document or error item per line in order, failed items, located results).
+        A line is its bytes without the line break (None: unreadable, too long)."""
+        self._check_sources()
+        self._new_second()
+        native = self._native
+        out = native.render(lines) if native is not None and not self.disabled else [None] * len(lines)
+        slow_index, slow_targets = [], []
         fast = self._fast
-        for index, raw in enumerate(targets):
-            encoded = fast(raw)
+        for index, encoded in enumerate(out):
+            if encoded is not None:
+                continue
+            target = _text(lines[index])
+            try:
+                encoded = fast(target) if target is not None else None
+            except GeoIPError:  # a damaged file, say: the batch path gives the line its error item
+                encoded = None
             if encoded is None:
-                slow.append(index)
+                slow_index.append(index)
+                slow_targets.append(target)
             else:
                 out[index] = encoded
-        if slow:
-            items = select_items(self.service.lookup_many([targets[index] for index in slow], self.lang),
-                                 self.selection)
-            for index, item in zip(slow, items):
+        failed = located = 0
+        if slow_targets:
+            items = select_items(self.service.lookup_many(slow_targets, self.lang), self.selection)
+            for index, item in zip(slow_index, items):
                 out[index] = orjson.dumps(item)
                 if "error" in item:
                     failed += 1
                 else:
                     located += sum(1 for result in item["results"] if "error" not in result)
-        self.slow += len(slow)
-        self.templated += len(targets) - len(slow)
-        return out, failed, located + len(targets) - len(slow)
+        self.slow += len(slow_index)
+        self.templated += len(lines) - len(slow_index)
+        return out, failed, located + len(lines) - len(slow_index)
 
-    def _fast(self, raw) -> bytes | None:
+    def _check_sources(self) -> None:
+        """Templates hold what one version of each source said: a new one starts them afresh."""
+        service = self.service
+        sources = (service.city_db.serving(), service.asn_db.serving() if service.asn_db is not None else None,
+                   service.overlay.serving() if service.overlay is not None else None, service.timezones.version)
+        if self._sources is None or any(a is not b and a != b for a, b in zip(sources, self._sources)):
+            self._reset(sources)
+
+    def _reset(self, sources) -> None:
+        self._sources = sources
+        self._templates: OrderedDict = OrderedDict()  # City record offset -> (parts, slots, zone) or _NOT_TEMPLATED
+        self._asn: dict = {}       # ASN record offset -> its block's JSON around the network
+        self._zone_ids: dict = {}  # timezone_block's arguments -> zone number
+        self._zone_keys: list = [] # zone number -> timezone_block's arguments
+        self._zones: list = []     # zone number -> the block's JSON in this second, or None
+        self._zone_second = None
+        self._no_asn = self._asn_parts(None)[0]
+        self._native = self._native_lines(sources) if sources is not None else None
+
+    def _native_lines(self, sources):
+        city, asn, overlay = sources[:3]
+        if Ipv4Lines is None or city is None or city.native is None or (self.service.asn_db is not None and (
+                asn is None or asn.native is None)):
+            return None
+        ranges = reserved_ipv4_ranges() + (overlay.table.ipv4_ranges() if overlay is not None else [])
+        merged = _merged(ranges)
+        packed = struct.pack(f"={2 * len(merged)}I", *(bound for pair in merged for bound in pair))
+        return Ipv4Lines(city.native, asn.native if asn is not None else None, packed, self._templates, self._asn,
+                         self._no_asn, self._zones)
+
+    # -- one line in Python ---------------------------------------------------------------
+    def _fast(self, raw: str) -> bytes | None:
+        if self.disabled:
+            return None
         try:  # a dotted quad exactly as inet_pton takes it is its own canonical text
             value = int.from_bytes(_inet_pton(_AF_INET, raw), "big")
         except (OSError, TypeError, ValueError):
@@ -83,21 +147,20 @@ class SerializedLookups:
             if asn is not None and asn.record is None:
                 return None
         templates = self._templates
-        key = (city.version, city.record)
-        template = templates.get(key)
+        template = templates.get(city.record)
         if template is None:
             encoded, template = self._build(raw, city, asn)
-            templates[key] = template
-            if len(templates) > self.capacity:
-                templates.popitem(last=False)
+            if template is not None:
+                templates[city.record] = template
+                if len(templates) > self.capacity:
+                    templates.popitem(last=False)
             return encoded  # the line's own document, serialised while the template was made
         if template is _NOT_TEMPLATED:
             return None
-        templates.move_to_end(key)
         return self._render(template, raw, city.network, asn)
 
     def _render(self, template, raw: str, network: str, asn) -> bytes:
-        parts, slots, shaped = template
+        parts, slots, zone = template
         quoted = b'"' + raw.encode() + b'"'
         pieces = [parts[0]]
         for slot, part in zip(slots, parts[1:]):
@@ -106,82 +169,124 @@ class SerializedLookups:
             elif slot == _NETWORK:
                 pieces.append(b'"' + network.encode() + b'"')
             elif slot == _ASN:
-                pieces.append(self._asn_json(asn))
+                around = self._asn_parts(asn)
+                pieces.append(around[0] if len(around) == 1 else around[0] + orjson.dumps(asn.network) + around[1])
             else:
-                pieces.append(self._timezone_json(shaped))
+                pieces.append(self._zone_json(zone))
             pieces.append(part)
         return b"".join(pieces)
 
-    def _timezone_json(self, shaped) -> bytes:
-        block = self.service._timezone(shaped)  # shared per zone and second by document.timezone_block
-        cached = self._timezones.get(id(block))
-        if cached is None or cached[0] is not block:
-            wanted = self.selection.get("timezone", True) if self.selection else True
-            value = block if wanted is True else _project(block, wanted)
-            if len(self._timezones) > 256:
-                self._timezones.clear()
-            cached = self._timezones[id(block)] = (block, orjson.dumps(value))
-        return cached[1]
+    def _zone_json(self, zone: int) -> bytes:
+        encoded = self._zones[zone]
+        if encoded is None:
+            block = document.timezone_block(*self._zone_keys[zone])  # shared per zone and second
+            encoded = self._zones[zone] = orjson.dumps(self._selected("timezone", block))
+        return encoded
 
-    def _asn_json(self, asn) -> bytes:
-        """The result's `asn` as JSON (selected like the rest): per ASN record, around its network."""
-        if asn is None:
-            key, network = None, None
-        else:
-            key, network = (asn.version, asn.record), asn.network
-        around = self._asn.get(key)
+    def _asn_parts(self, asn) -> tuple:
+        """The result's `asn` as JSON (selected like the rest), per ASN record: (whole,), or
+        (before, after) around the network."""
+        key = None if asn is None else asn.record
+        around = self._asn.get(key) if key is not None else None
         if around is None:
-            owner = None if asn is None else self.service._owner_of(asn)
-            block = document_asn_block(owner, _ASN_NETWORK_MARK)
-            wanted = self.selection.get("asn", True) if self.selection else True
-            encoded = orjson.dumps(block if wanted is True else _project(block, wanted))
+            owner = None if asn is None else self.service.owner_of(asn)
+            encoded = orjson.dumps(self._selected("asn", document.asn_block(owner, _ASN_NETWORK_MARK)))
             marker = orjson.dumps(_ASN_NETWORK_MARK)
             around = tuple(encoded.split(marker, 1)) if marker in encoded else (encoded,)
-            if len(self._asn) > self.capacity:
-                self._asn.clear()
-            self._asn[key] = around
-        if len(around) == 1:
-            return around[0]
-        return around[0] + orjson.dumps(network) + around[1]
+            if key is not None:
+                if len(self._asn) > self.capacity:
+                    self._asn.clear()
+                self._asn[key] = around
+        return around
 
+    def _selected(self, block_name: str, value):
+        wanted = self.selection.get(block_name, True) if self.selection else True
+        return value if wanted is True or value is None else _project(value, wanted)
+
+    # -- templates ------------------------------------------------------------------------
     def _build(self, raw: str, city, asn) -> tuple[bytes | None, object]:
-        """(the line's own JSON, the template for its City record or _NOT_TEMPLATED when its
-        document is not the plain single-result shape the markers assume)."""
+        """(the line's own JSON, the City record's template: (parts, slots, zone), _NOT_TEMPLATED
+        when its document is not the plain single-result shape the markers assume, or None when
+        it is not to be kept now: a time zone the index could not give)."""
         service = self.service
-        document = select_document(service.lookup(raw, self.lang), self.selection)
-        encoded = orjson.dumps(document)
-        shaped = service.city_cache.get(city.version, (city.record, self.lang))
-        results = document.get("results") or []
-        if shaped is None or len(results) != 1 or "error" in results[0]:
-            return encoded, _NOT_TEMPLATED
-        marked = dict(document)
-        result = dict(results[0])
+        shaped = service.shaped_record(city, self.lang)
+        timezone = service.timezone_of(shaped)
+        owner = service.owner_of(asn) if asn is not None else None
+        asn_block = document.asn_block(owner, asn.network) if owner is not None else None
+        real = select_document(service.ip_document(raw, document.result(shaped, raw, city.network, timezone,
+                                                                         asn_block)), self.selection)
+        results = real.get("results") or []
+        if timezone["degraded"] or len(results) != 1:
+            return orjson.dumps(real), (None if timezone["degraded"] else _NOT_TEMPLATED)
+        marked = dict(real)
+        result = marked["results"] = dict(results[0])
         marked["results"] = [result]
         if "query" in marked:
             marked["query"] = _MARK.format(_QUERY)
-        result["ip"] = _MARK.format(_IP)
-        if "network" in result:
-            result["network"] = _MARK.format(_NETWORK)
-        if "timezone" in result:
-            result["timezone"] = _MARK.format(_TIMEZONE)
-        if "asn" in result:
-            result["asn"] = _MARK.format(_ASN)
-        parts, slots, rest = [], [], orjson.dumps(marked)
-        while True:
-            found = [(rest.find(mark), slot) for slot, mark in enumerate(_MARKS) if mark in rest]
-            if not found:
-                parts.append(rest)
-                break
-            position, slot = min(found)
-            parts.append(rest[:position])
-            slots.append(slot)
-            rest = rest[position + len(_MARKS[slot]):]
-        # What the time zone is worked out from is all a template keeps of the shaped record.
-        template = (parts, slots, shaped._replace(city=None, subdivisions=None, country=None, continent=None,
-                                                  registered_country=None, postal=None))
-        # Used only when it gives back the document it was made from, byte for byte (a second
-        # that ends meanwhile moves the local time: the next line of this record makes it again).
-        if self._render(template, raw, city.network, asn) != encoded:
-            return encoded, None
+        for key, slot in (("ip", _IP), ("network", _NETWORK), ("timezone", _TIMEZONE), ("asn", _ASN)):
+            if key in result:
+                result[key] = _MARK.format(slot)
+        pieces = _SLOT.split(orjson.dumps(marked))  # parts with the slot numbers between them
+        shared = self._shared
+        template = (tuple(shared(part) for part in pieces[::2]), shared(bytes(int(slot) for slot in pieces[1::2])),
+                    self._zone_id(tuple(timezone[key] for key in _ZONE_KEYS)))
+        encoded = self._render(template, raw, city.network, asn)
+        if self.built % VERIFY_EVERY == 0 and not self._agrees(template, raw, city.network, asn):
+            self.disabled = True
+            log.warning("bulk templates disagree with the lookup service: every line is looked up on its own")
+            return orjson.dumps(real), None
+        self.built += 1
         return encoded, template
 
+    def _agrees(self, template, raw: str, network: str, asn) -> bool:
+        """Whether the template gives back the lookup service's own document for this line (tried
+        twice: a second may end between the two)."""
+        for _ in range(2):
+            self._new_second()
+            expected = orjson.dumps(select_document(self.service.lookup(raw, self.lang), self.selection))
+            if self._render(template, raw, network, asn) == expected:
+                return True
+        return False
+
+    def _new_second(self) -> None:
+        """Every time-zone block is made again in a new second."""
+        second = int(time.time())
+        if second != self._zone_second:
+            self._zone_second = second
+            self._zones[:] = [None] * len(self._zones)
+
+    def _shared(self, part: bytes) -> bytes:
+        shared = self._parts.get(part)
+        if shared is not None:
+            return shared
+        if len(self._parts) < 4096:  # the parts around the record's own are few
+            self._parts[part] = part
+        return part
+
+    def _zone_id(self, key: tuple) -> int:
+        zone = self._zone_ids.get(key)
+        if zone is None:
+            zone = self._zone_ids[key] = len(self._zones)
+            self._zones.append(None)
+            self._zone_keys.append(key)
+        return zone
+
+
+def _text(line: bytes | None) -> str | None:
+    if line is None:
+        return None
+    try:
+        return line.rstrip(b"\r").decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, disjoint ranges covering the same addresses."""
+    merged: list[list[int]] = []
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    return [(first, last) for first, last in merged]

@@ -134,6 +134,11 @@ def _in_ranges(value: int, ranges) -> bool:
     return index >= 0 and value <= ends[index]
 
 
+def reserved_ipv4_ranges() -> list[tuple[int, int]]:
+    """The reserved IPv4 ranges as (first, last) integers, sorted (for a caller that searches them in C)."""
+    return list(zip(*_RESERVED_V4))
+
+
 def is_reserved(address: IPAddress) -> bool:
     """True for addresses that never locate anyone on the public internet."""
     return reserved(int(address), address.version)

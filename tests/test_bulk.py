@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.bulk import CHUNK_LINES, BulkOptions, Progress, BulkReport, run_bulk
+from app.bulk import BLOCK_BYTES, CHUNK_LINES, BulkOptions, Progress, BulkReport, run_bulk
 
 from app.fields import parse_fields
 from app.services import Services
@@ -152,27 +152,29 @@ class WatchingOutput(io.RawIOBase):
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_input_is_read_only_a_few_chunks_ahead_of_output(city_db, jobs):
-    source = CountingInput(40 * CHUNK_LINES)
+    source = CountingInput(40 * BLOCK_BYTES // 12)
     out = WatchingOutput(source)
     config = make_config(city_db_path=str(city_db))
     report = run_bulk(lambda: Services(config).lookup, io.BufferedReader(source, 8192), out,
                       BulkOptions(selection=parse_fields("city.name"), jobs=jobs))
-    assert report == BulkReport(lines=40 * CHUNK_LINES, failed=0, addresses=40 * CHUNK_LINES)
-    assert out.lines == 40 * CHUNK_LINES
-    # In flight at most: the chunk being read plus 3 x jobs submitted, plus the reader's buffer.
-    assert out.read_ahead <= (3 * jobs + 2) * CHUNK_LINES
+    count = source.count
+    assert report == BulkReport(lines=count, failed=0, addresses=count)
+    assert out.lines == count
+    # In flight at most: the block being read plus 3 x jobs submitted, plus the reader's buffer.
+    assert out.read_ahead <= (3 * jobs + 2) * (BLOCK_BYTES // 12)
 
 
 def test_progress_on_a_terminal(city_db):
     ticks = iter(range(1000))
     stream = io.StringIO()
-    progress = Progress(stream, total_bytes=12 * 3 * CHUNK_LINES, clock=lambda: next(ticks), interval=0.5)
-    source = io.BytesIO(b"81.2.69.160\n" * (3 * CHUNK_LINES))
+    count = 3 * BLOCK_BYTES // 12  # three blocks of lines
+    progress = Progress(stream, total_bytes=12 * count, clock=lambda: next(ticks), interval=0.5)
+    source = io.BytesIO(b"81.2.69.160\n" * count)
     config = make_config(city_db_path=str(city_db))
     run_bulk(lambda: Services(config).lookup, source, io.BytesIO(), BulkOptions(), progress)
     shown = stream.getvalue().split("\r")[1:]
-    assert shown[0].startswith("1,000 lines, ") and "addresses/s, 33%, ETA" in shown[0]
-    assert shown[-1].startswith("3,000 lines, 0 failed, ") and shown[-1].endswith(" s\n")
+    assert shown[0].startswith(f"{BLOCK_BYTES // 12:,} lines, ") and "addresses/s, 33%, ETA" in shown[0]
+    assert shown[-1].startswith(f"{count:,} lines, 0 failed, ") and shown[-1].endswith(" s\n")
 
 
 def test_config_errors_are_usage_errors(tmp_path, city_db, dns_server):
@@ -229,7 +231,7 @@ def test_serialised_lookups_give_the_documents_bytes(tmp_path, city_db, fields, 
                + ["8.8.8.8", "9.9.9.9", "3.0.1.1", "10.0.0.1", "8.8.8", " 81.2.69.160", "2001:218::1", "81.2.69.150"])
     serialised = SerializedLookups(service, "de", selection)
     for _ in range(2):  # templates made, then used
-        lines, failed, located = serialised.many(targets)
+        lines, failed, located = serialised.many([target.encode() for target in targets])
         expected = select_items(service.lookup_many(targets, "de"), selection)
         assert lines == [orjson.dumps(item) for item in expected]
         assert failed == sum("error" in item for item in expected)

@@ -25,19 +25,11 @@
 #include <string.h>
 #include <sys/socket.h>
 
-typedef struct {
-    PyObject_HEAD
-    MMDB_s mmdb;
-    int open;
-    /* libmaxminddb counts an IPv4 address's prefix within the IPv6 tree; the extension (and so
-     * every caller) counts it within IPv4. */
-    int ipv4_shift;
-    struct Table *table; /* what read_fields reads (app/record_fields.py), or NULL */
-} OffsetReader;
+#include "offset_reader.h"
+
 
 static PyObject *DecodeError;
 
-struct Table;
 static struct Table *compile_table(PyObject *spec);
 static void free_table(struct Table *table);
 
@@ -1011,7 +1003,7 @@ static PyGetSetDef OffsetReader_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyTypeObject OffsetReaderType = {
+PyTypeObject OffsetReaderType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "mmdb_records.OffsetReader",
     .tp_doc = "OffsetReader(path, fields=None): record offsets, and records or a field table's values at offsets",
@@ -1051,6 +1043,10 @@ PyMODINIT_FUNC PyInit_mmdb_records(void) {
     Py_INCREF(&OffsetReaderType);
     if (PyModule_AddObject(m, "OffsetReader", (PyObject *)&OffsetReaderType) < 0) {
         Py_DECREF(&OffsetReaderType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (add_ipv4_lines(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

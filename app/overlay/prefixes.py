@@ -27,6 +27,10 @@ class PrefixTable(Generic[V]):
     def __len__(self) -> int:
         return self._count
 
+    def ipv4_ranges(self) -> list[tuple[int, int]]:
+        """Every IPv4 network of the table as (first, last) integers, unsorted, overlapping as they are."""
+        return [(key << shift, ((key + 1) << shift) - 1) for shift, entries in self._v4 for key in entries]
+
     def longest_match(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> V | None:
         if address.version == 6:
             mapped = address.ipv4_mapped  # ::ffff:a.b.c.d is the IPv4 address a.b.c.d
