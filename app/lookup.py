@@ -276,15 +276,17 @@ class LookupService:
             return self._overlay_result(shaped, entry, lang, text, network, asn)
         return document.result(shaped, text, network, self.timezone_of(shaped), asn)
 
-    def shaped_record(self, located, lang: str) -> document.ShapedRecord:
-        """What a located City record makes in one language, kept per record of its version."""
+    def shaped_record(self, located, lang: str, keep: bool = True) -> document.ShapedRecord:
+        """What a located City record makes in one language, kept per record of its version
+        (unless `keep` is false: a caller that keeps its own, bulk output's templates)."""
         record = located.record
+        if not keep or record is None:
+            return document.shape_city(self.city_db.read(located, lang))
         key = (record, lang)
-        shaped = self.city_cache.get(located.version, key) if record is not None else None
+        shaped = self.city_cache.get(located.version, key)
         if shaped is None:
             shaped = document.shape_city(self.city_db.read(located, lang))
-            if record is not None:
-                self.city_cache.put(located.version, key, shaped)
+            self.city_cache.put(located.version, key, shaped)
         return shaped
 
     def _overlay_result(self, shaped, entry, lang: str, ip: str, network: str | None, asn) -> dict:

@@ -41,7 +41,13 @@ log = logging.getLogger(__name__)
 
 _MARK = "\u2063geoip-slot-{}\u2063"  # never in a document: an invisible separator around a slot number
 _QUERY, _IP, _NETWORK, _TIMEZONE, _ASN = range(5)  # the slot codes of app/native/ipv4_lines.c
-_SLOT = re.compile(re.escape(orjson.dumps(_MARK.format("X"))).replace(b"X", b"([0-4])"))
+# The record's blocks (document.ShapedRecord's first fields), each a slot of the layout after the per-line ones.
+_RECORD_BLOCKS = document.ShapedRecord._fields[:7]
+_RECORD_SLOT = 5
+_RESULT_SLOTS = {"ip": _IP, "network": _NETWORK, "timezone": _TIMEZONE, "asn": _ASN,
+                 **{name: _RECORD_SLOT + index for index, name in enumerate(_RECORD_BLOCKS)}}
+_PER_RECORD_SLOTS = {_RESULT_SLOTS["city"], _RESULT_SLOTS["location"]}  # never shared with another record
+_SLOT = re.compile(re.escape(orjson.dumps(_MARK.format("X"))).replace(b"X", b"([0-9]+)"))
 _ASN_NETWORK_MARK = _MARK.format("asn-network")
 _ZONE_KEYS = ("name", "source", "at_sea", "confidence", "degraded")  # document.timezone_block's arguments
 _NOT_TEMPLATED = object()
@@ -58,7 +64,6 @@ class SerializedLookups:
         self.templated = self.slow = self.built = 0
         self.disabled = False  # a checked template did not give back the service's document
         self._sources = None
-        self._parts: dict[bytes, bytes] = {}  # the parts most templates share, kept once
         self._reset(None)
 
     # -- the batch ------------------------------------------------------------------------
@@ -113,6 +118,8 @@ class SerializedLookups:
         self._zone_keys: list = [] # zone number -> timezone_block's arguments
         self._zones: list = []     # zone number -> the block's JSON in this second, or None
         self._zone_second = None
+        self._layout = None        # (parts, slots, per-line slots) of this version's documents
+        self._blocks: dict = {}    # id of a shared block -> (the block, its JSON)
         self._no_asn = self._asn_parts(None)[0]
         self._native = self._native_lines(sources) if sources is not None else None
 
@@ -204,39 +211,82 @@ class SerializedLookups:
         return value if wanted is True or value is None else _project(value, wanted)
 
     # -- templates ------------------------------------------------------------------------
+    # A template is made in two steps. The layout, once per version of the sources: one real
+    # document serialised with a marker in each slot, the per-line ones and each block of the
+    # record (document.ShapedRecord's), cut at the markers. Then per City record: the layout's
+    # parts with the record's blocks serialised into their places, joined around the per-line
+    # slots (the record's blocks shared with other records, a country say, serialised once).
     def _build(self, raw: str, city, asn) -> tuple[bytes | None, object]:
-        """(the line's own JSON, the City record's template: (parts, slots, zone), _NOT_TEMPLATED
-        when its document is not the plain single-result shape the markers assume, or None when
-        it is not to be kept now: a time zone the index could not give)."""
+        """(the line's own JSON or None, the City record's template: (parts, slots, zone),
+        _NOT_TEMPLATED when its document is not the single-result shape of the layout, or None
+        when it is not to be kept now: a time zone the index could not give)."""
         service = self.service
-        shaped = service.shaped_record(city, self.lang)
+        shaped = service.shaped_record(city, self.lang, keep=False)
         timezone = service.timezone_of(shaped)
+        if timezone["degraded"]:
+            return None, None  # the batch path answers it, flagged; the next line tries again
+        layout = self._layout
+        if layout is None:
+            layout = self._layout = self._make_layout(raw, city, asn, shaped, timezone)
+            if layout is _NOT_TEMPLATED:
+                return None, _NOT_TEMPLATED
+        elif layout is _NOT_TEMPLATED:
+            return None, _NOT_TEMPLATED
+        layout_parts, layout_slots, line_slots = layout
+        parts, current = [], [layout_parts[0]]
+        block_json = self._block_json
+        for slot, part in zip(layout_slots, layout_parts[1:]):
+            if slot < _RECORD_SLOT:
+                parts.append(current[0] if len(current) == 1 else b"".join(current))
+                current = [part]
+            else:
+                current.append(block_json(slot, shaped[slot - _RECORD_SLOT]))
+                current.append(part)
+        parts.append(current[0] if len(current) == 1 else b"".join(current))
+        template = (tuple(parts), line_slots, self._zone_id(tuple(timezone[key] for key in _ZONE_KEYS)))
+        if self.built % VERIFY_EVERY == 0 and not self._agrees(template, raw, city.network, asn):
+            self.disabled = True
+            log.warning("bulk templates disagree with the lookup service: every line is looked up on its own")
+            return None, None
+        self.built += 1
+        return self._render(template, raw, city.network, asn), template
+
+    def _make_layout(self, raw: str, city, asn, shaped, timezone):
+        """(parts, slots, the per-line slots as bytes) of one real document with every slot marked,
+        or _NOT_TEMPLATED when an IP document is not one result (then no line is templated)."""
+        service = self.service
         owner = service.owner_of(asn) if asn is not None else None
         asn_block = document.asn_block(owner, asn.network) if owner is not None else None
         real = select_document(service.ip_document(raw, document.result(shaped, raw, city.network, timezone,
                                                                          asn_block)), self.selection)
         results = real.get("results") or []
-        if timezone["degraded"] or len(results) != 1:
-            return orjson.dumps(real), (None if timezone["degraded"] else _NOT_TEMPLATED)
+        if len(results) != 1:
+            return _NOT_TEMPLATED
         marked = dict(real)
-        result = marked["results"] = dict(results[0])
+        result = dict(results[0])
         marked["results"] = [result]
         if "query" in marked:
             marked["query"] = _MARK.format(_QUERY)
-        for key, slot in (("ip", _IP), ("network", _NETWORK), ("timezone", _TIMEZONE), ("asn", _ASN)):
+        for key, slot in _RESULT_SLOTS.items():
             if key in result:
                 result[key] = _MARK.format(slot)
-        pieces = _SLOT.split(orjson.dumps(marked))  # parts with the slot numbers between them
-        shared = self._shared
-        template = (tuple(shared(part) for part in pieces[::2]), shared(bytes(int(slot) for slot in pieces[1::2])),
-                    self._zone_id(tuple(timezone[key] for key in _ZONE_KEYS)))
-        encoded = self._render(template, raw, city.network, asn)
-        if self.built % VERIFY_EVERY == 0 and not self._agrees(template, raw, city.network, asn):
-            self.disabled = True
-            log.warning("bulk templates disagree with the lookup service: every line is looked up on its own")
-            return orjson.dumps(real), None
-        self.built += 1
-        return encoded, template
+        pieces = _SLOT.split(orjson.dumps(marked))  # the parts, with the slot numbers between them
+        slots = [int(slot) for slot in pieces[1::2]]
+        return tuple(pieces[::2]), tuple(slots), bytes(slot for slot in slots if slot < _RECORD_SLOT)
+
+    def _block_json(self, slot: int, block) -> bytes:
+        """One block of the record as JSON (selected like the rest). The blocks many records share
+        (document._shared: a country, a continent, a region; the empty postal code) once."""
+        if slot in _PER_RECORD_SLOTS:
+            return orjson.dumps(self._selected(_RECORD_BLOCKS[slot - _RECORD_SLOT], block))
+        cached = self._blocks.get(id(block))
+        if cached is not None and cached[0] is block:
+            return cached[1]
+        encoded = orjson.dumps(self._selected(_RECORD_BLOCKS[slot - _RECORD_SLOT], block))
+        if len(self._blocks) > 50_000:
+            self._blocks.clear()
+        self._blocks[id(block)] = (block, encoded)
+        return encoded
 
     def _agrees(self, template, raw: str, network: str, asn) -> bool:
         """Whether the template gives back the lookup service's own document for this line (tried
@@ -254,14 +304,6 @@ class SerializedLookups:
         if second != self._zone_second:
             self._zone_second = second
             self._zones[:] = [None] * len(self._zones)
-
-    def _shared(self, part: bytes) -> bytes:
-        shared = self._parts.get(part)
-        if shared is not None:
-            return shared
-        if len(self._parts) < 4096:  # the parts around the record's own are few
-            self._parts[part] = part
-        return part
 
     def _zone_id(self, key: tuple) -> int:
         zone = self._zone_ids.get(key)
