@@ -29,7 +29,7 @@ import orjson
 
 from .lookup_json import SerializedLookups
 from .fields import DOCUMENT_PATHS, Selection, allowed_paths, parse_fields, select_items
-from .textlines import line_blocks
+from .textlines import line_blocks, line_text
 
 FORMATS = ("jsonl", "csv")
 CHUNK_LINES = 1000      # lines per batch of the lookup service's batch path (one DNS budget)
@@ -75,7 +75,7 @@ def column_index(header: bytes | None, column: str) -> int:
         if int(column) < 1:
             raise InputError("--column counts from 1")
         return int(column) - 1
-    cells = _cells(_decode(header)) if header is not None else None
+    cells = _cells(line_text(header)) if header is not None else None
     if not cells or column not in cells:
         raise InputError("the CSV header has no column named by --column")
     return cells.index(column)
@@ -84,21 +84,12 @@ def column_index(header: bytes | None, column: str) -> int:
 def targets_of(lines: list[bytes | None], column: int | None) -> list[str | None]:
     """One target per line (None for a line that cannot be one): the line, or its CSV cell."""
     if column is None:
-        return [_decode(line) for line in lines]
+        return [line_text(line) for line in lines]
     targets = []
     for line in lines:
-        cells = _cells(_decode(line))
+        cells = _cells(line_text(line))
         targets.append(cells[column] if cells is not None and column < len(cells) else None)
     return targets
-
-
-def _decode(line: bytes | None) -> str | None:
-    if line is None:
-        return None
-    try:
-        return line.rstrip(b"\r").decode("utf-8")
-    except UnicodeDecodeError:
-        return None
 
 
 def _cells(text: str | None) -> list[str] | None:

@@ -31,6 +31,7 @@ from . import document
 from .errors import GeoIPError
 from .fields import Selection, _project, select_document, select_items
 from .targets import reserved, reserved_ipv4_ranges
+from .textlines import line_text
 
 try:
     from mmdb_records import Ipv4Lines
@@ -61,7 +62,7 @@ class SerializedLookups:
         self.lang = lang
         self.selection = selection
         self.capacity = capacity  # templates kept (about 0.6 KB each), oldest made dropped first
-        self.templated = self.slow = self.built = 0
+        self.templated = self.slow = self.built = self.joined_in_c = 0
         self.disabled = False  # a checked template did not give back the service's document
         self._sources = None
         self._reset(None)
@@ -74,12 +75,13 @@ class SerializedLookups:
         self._new_second()
         native = self._native
         out = native.render(lines) if native is not None and not self.disabled else [None] * len(lines)
+        self.joined_in_c += len(lines) - out.count(None)
         slow_index, slow_targets = [], []
         fast = self._fast
         for index, encoded in enumerate(out):
             if encoded is not None:
                 continue
-            target = _text(lines[index])
+            target = line_text(lines[index])
             try:
                 encoded = fast(target) if target is not None else None
             except GeoIPError:  # a damaged file, say: the batch path gives the line its error item
@@ -105,7 +107,7 @@ class SerializedLookups:
     def _check_sources(self) -> None:
         """Templates hold what one version of each source said: a new one starts them afresh."""
         service = self.service
-        sources = (service.city_db.serving(), service.asn_db.serving() if service.asn_db is not None else None,
+        sources = (service.city_db.current(), service.asn_db.current() if service.asn_db is not None else None,
                    service.overlay.serving() if service.overlay is not None else None, service.timezones.version)
         if self._sources is None or any(a is not b and a != b for a, b in zip(sources, self._sources)):
             self._reset(sources)
@@ -312,15 +314,6 @@ class SerializedLookups:
             self._zones.append(None)
             self._zone_keys.append(key)
         return zone
-
-
-def _text(line: bytes | None) -> str | None:
-    if line is None:
-        return None
-    try:
-        return line.rstrip(b"\r").decode("utf-8")
-    except UnicodeDecodeError:
-        return None
 
 
 def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -201,6 +201,10 @@ class MmdbDatabase:
         """The version serving now, without checking the file."""
         return self._loaded
 
+    def current(self) -> Version | None:
+        """The version serving now, opening or checking the file when due (as a lookup does)."""
+        return self._current()
+
     def reader_status(self) -> dict:
         """Whether records are read in C (mmdb_records) and, when not, why: a problem to report."""
         loaded = self._loaded

@@ -55,3 +55,13 @@ def line_blocks(handle: BinaryIO, block_bytes: int, max_bytes: int) -> Iterator[
             yield data[: end + 1]
     if carry:
         yield carry + b"\n"
+
+
+def line_text(line: bytes | None) -> str | None:
+    """A line (without its line break) as text: None when it is unreadable (None, or not UTF-8)."""
+    if line is None:
+        return None
+    try:
+        return line.rstrip(b"\r").decode("utf-8")
+    except UnicodeDecodeError:
+        return None

@@ -236,6 +236,20 @@ def test_serialised_lookups_give_the_documents_bytes(tmp_path, city_db, fields, 
         assert lines == [orjson.dumps(item) for item in expected]
         assert failed == sum("error" in item for item in expected)
     assert serialised.templated > len(targets)  # most lines of the second pass came from templates
+    assert serialised.joined_in_c >= len(targets) // 2 and not serialised.disabled  # the C join served them
+
+
+def test_line_blocks_keep_lines_whole_and_bounded():
+    from app.bulk import split_block
+    from app.textlines import line_blocks
+    source = io.BytesIO(b"a\n" + b"x" * 100 + b"\nb\r\n" + b"y" * 7 + b"\nc")
+    blocks = list(line_blocks(source, 16, 8))
+    assert all(block.endswith(b"\n") and len(block) <= 16 + 8 + 1 for block in blocks)
+    lines = [line for block in blocks for line in block.split(b"\n")[:-1]]
+    assert lines[0] == b"a" and len(lines[1]) == 9 and lines[2:] == [b"b\r", b"y" * 7, b"c"]
+    # split where looked up: a line over MAX_LINE_BYTES is None, nothing else changes
+    from app.bulk import MAX_LINE_BYTES
+    assert split_block(b"a\n" + b"x" * (MAX_LINE_BYTES + 1) + b"\nb\r\n") == [b"a", None, b"b\r"]
 
 
 def test_table_with_hostnames_and_fields_only_with_json(city_db, dns_server):

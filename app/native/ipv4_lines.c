@@ -236,19 +236,23 @@ static PyObject *render_line(Ipv4Lines *self, PyObject *line) {
         || PyTuple_GET_SIZE(parts) != PyBytes_GET_SIZE(slots) + 1) {
         Py_RETURN_NONE;
     }
-    Py_ssize_t zone_number = PyLong_AsSsize_t(zone_index);
-    if (zone_number < 0 || zone_number >= PyList_GET_SIZE(self->zones)) {
-        PyErr_Clear();
-        Py_RETURN_NONE;
-    }
-    PyObject *zone = PyList_GET_ITEM(self->zones, zone_number);
-    if (!PyBytes_Check(zone)) {
-        Py_RETURN_NONE; /* not made for this second yet */
+    PyObject *zone = NULL; /* only a template with the time-zone slot needs its block */
+    if (memchr(PyBytes_AS_STRING(slots), SLOT_TIMEZONE, (size_t)PyBytes_GET_SIZE(slots)) != NULL) {
+        Py_ssize_t zone_number = PyLong_AsSsize_t(zone_index);
+        if (zone_number < 0 || zone_number >= PyList_GET_SIZE(self->zones)) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        zone = PyList_GET_ITEM(self->zones, zone_number);
+        if (!PyBytes_Check(zone)) {
+            Py_RETURN_NONE; /* not made for this second yet */
+        }
     }
     PyObject *asn_block = self->no_asn;
     char asn_network[48];
     int asn_network_length = 0;
-    if (self->asn != NULL) {
+    /* only a template with the asn slot needs the ASN file's answer */
+    if (self->asn != NULL && memchr(PyBytes_AS_STRING(slots), SLOT_ASN, (size_t)PyBytes_GET_SIZE(slots)) != NULL) {
         unsigned long asn_offset;
         int found = locate(self->asn, value, &asn_offset, asn_network, &asn_network_length);
         if (found < 0) {
