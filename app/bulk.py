@@ -219,22 +219,26 @@ class ChunkEnricher:
         if self.serialized is not None:
             if self.column is not None:
                 lines = [None if target is None else target.encode() for target in targets_of(lines, self.column)]
-            encoded, failed, located = [], 0, 0
-            for chunk in chunks(lines, CHUNK_LINES):
-                done, chunk_failed, chunk_located = self.serialized.many(chunk)
-                encoded += done
-                failed += chunk_failed
-                located += chunk_located
-            return b"\n".join(encoded) + b"\n", len(lines), failed, located
-        options, out, failed, located = self.options, [], 0, 0
-        for chunk in chunks(targets_of(lines, self.column), CHUNK_LINES):
-            items = select_items(self.lookup.lookup_many(chunk, options.lang, hostname=options.hostname),
-                                 options.selection)
-            data, chunk_failed, chunk_located = format_items(items, options, self.columns)
+            enrich = self._serialized_chunk
+        else:
+            lines, enrich = targets_of(lines, self.column), self._document_chunk
+        out, failed, located = [], 0, 0
+        for chunk in chunks(lines, CHUNK_LINES):
+            data, chunk_failed, chunk_located = enrich(chunk)
             out.append(data)
             failed += chunk_failed
             located += chunk_located
         return b"".join(out), len(lines), failed, located
+
+    def _serialized_chunk(self, lines: list) -> tuple[bytes, int, int]:
+        encoded, failed, located = self.serialized.many(lines)
+        return b"\n".join(encoded) + b"\n", failed, located
+
+    def _document_chunk(self, targets: list) -> tuple[bytes, int, int]:
+        options = self.options
+        items = select_items(self.lookup.lookup_many(targets, options.lang, hostname=options.hostname),
+                             options.selection)
+        return format_items(items, options, self.columns)
 
 
 _worker: dict = {}

@@ -239,6 +239,29 @@ def test_serialised_lookups_give_the_documents_bytes(tmp_path, city_db, fields, 
     assert serialised.joined_in_c >= len(targets) // 2 and not serialised.disabled  # the C join served them
 
 
+def test_a_template_that_disagrees_with_the_service_turns_templating_off(city_db, monkeypatch):
+    """The sampled check against LookupService.lookup can fail: then every line is looked up on its own."""
+    import orjson
+
+    from app import document
+    from app.lookup_json import SerializedLookups
+    monkeypatch.setattr(document.time, "time", lambda: 1_780_000_000.0)  # one second: the same local times
+    service = Services(make_config(city_db_path=str(city_db))).lookup
+    serialised = SerializedLookups(service)
+    make_layout = serialised._make_layout
+
+    def wrong_layout(*args):  # a layout whose bytes are not the document's
+        parts, slots, line_slots = make_layout(*args)
+        return (parts[0].replace(b'"query"', b'"Query"'),) + parts[1:], slots, line_slots
+    monkeypatch.setattr(serialised, "_make_layout", wrong_layout)
+    targets = [f"81.2.69.{i}" for i in range(140, 200, 3)]
+    for _ in range(2):
+        lines, failed, _located = serialised.many([target.encode() for target in targets])
+        assert [json.loads(line)["query"] for line in lines] == targets and failed == 0
+    assert serialised.disabled and serialised.joined_in_c == 0 and serialised.slow == 2 * len(targets)
+    assert lines == [orjson.dumps(item) for item in service.lookup_many(targets)]
+
+
 def test_line_blocks_keep_lines_whole_and_bounded():
     from app.bulk import split_block
     from app.textlines import line_blocks
