@@ -1,5 +1,6 @@
 """POST /api/v1/lookup: many targets, in input order, a per-item error where one fails."""
 import json
+import time
 
 
 def post(client, payload, **kwargs):
@@ -65,16 +66,13 @@ def test_empty_batch(client):
 def test_names_on_a_silent_dns_server_share_one_budget(make_app, dns_server):
     """40 unanswered names at 2 concurrent lookups would take 20 x DNS_TIMEOUT one after another.
     With one budget of 2 x DNS_TIMEOUT, two rounds of two names are asked and the other names
-    never are: what the DNS server receives is the structure asserted; the time is only checked
-    against a bound far below the 6 s of names asked one after another."""
-    import time
+    never are: what the DNS server receives is the structure asserted (no wall-clock bound: the
+    budget's arithmetic is tested with an injected clock in test_dns_deadline.py)."""
     client = make_app(dns_timeout=0.3, batch_concurrency=2).test_client()
     targets = ["slow.test.example"] * 40 + ["81.2.69.160", "london.test.example"]
     before = len(dns_server.resolver.queries)
-    started = time.monotonic()
     status, doc = post(client, {"targets": targets})
-    elapsed = time.monotonic() - started
-    assert status == 200 and elapsed < 3.0
+    assert status == 200
     time.sleep(0.5)  # a name that started late would be asked by now
     asked = [q for q in dns_server.resolver.queries[before:] if q[0] == "slow.test.example"]
     assert 0 < len(asked) <= 2 * 2 * 2, asked  # rounds x concurrency x (A, AAAA)

@@ -1,5 +1,4 @@
 """Domain lookups against a real DNS server on 127.0.0.1."""
-import time
 
 import pytest
 
@@ -54,16 +53,15 @@ def test_address_missing_from_database_is_reported_per_result(client):
         {"ip": "8.8.8.8", "error": {"code": "IP_ADDRESS_NOT_FOUND", "message": "The address is not in the City database."}}]
 
 
-def test_unanswered_query_times_out_within_budget(make_app):
-    # dnspython alone would wait 5 s (its default lifetime); the budget is 0.5 s. The bound is
-    # generous on purpose: the budget's exact arithmetic is tests/test_dns_deadline.py's, with
-    # an injected clock.
+def test_unanswered_query_times_out_within_budget(make_app, dns_server):
+    """The budget, not dnspython's 5 s lifetime, ends the wait: an answer that comes 3 s late is
+    never used. The budget's arithmetic is tests/test_dns_deadline.py's, with an injected clock."""
     client = make_app(dns_timeout=0.5).test_client()
-    started = time.monotonic()
-    status, doc = get(client, "/api/v1/lookup/slow.test.example")
-    elapsed = time.monotonic() - started
-    assert status == 504 and doc["error"]["code"] == "DNS_TIMEOUT"
-    assert elapsed < 4.0
+    for name in ("slow.test.example", "late.test.example"):
+        status, doc = get(client, f"/api/v1/lookup/{name}")
+        assert status == 504 and doc["error"]["code"] == "DNS_TIMEOUT", name
+    assert {q for q in dns_server.resolver.queries if q[0] == "late.test.example"} == {
+        ("late.test.example", "A"), ("late.test.example", "AAAA")}
 
 
 def test_answers_are_cached_per_worker_for_their_ttl(client, dns_server):
@@ -83,15 +81,10 @@ def test_zero_ttl_answer_is_asked_again(make_app, dns_server):
     assert len(dns_server.resolver.queries) > before
 
 
-def test_a_and_aaaa_are_asked_concurrently(make_app, dns_server):
-    """Two queries to a silent server cost one timeout, not two: both are sent at once. Asked one
-    after the other, the second would go out a whole budget (2 s) after the first, or never."""
-    client = make_app(dns_timeout=2.0).test_client()
-    first = len(dns_server.resolver.queries)
-    assert get(client, "/api/v1/lookup/slow.test.example")[0] == 504
-    asked = [(at, q[1]) for at, q in zip(dns_server.resolver.received_at[first:], dns_server.resolver.queries[first:])
-             if q[0] == "slow.test.example"]
-    sent = {rdtype: min(at for at, kind in asked if kind == rdtype) for rdtype in ("A", "AAAA")
-            if any(kind == rdtype for _, kind in asked)}
-    assert set(sent) == {"A", "AAAA"}, asked
-    assert abs(sent["A"] - sent["AAAA"]) < 1.0
+def test_a_and_aaaa_are_asked_concurrently(make_app):
+    """Both answers of a name whose server takes 3 s per query fit a 5 s budget only when the two
+    queries are in flight together: asked one after the other, the second would end at 6 s."""
+    client = make_app(dns_timeout=5.0).test_client()
+    status, doc = get(client, "/api/v1/lookup/late.test.example")
+    assert status == 200, doc
+    assert [r["ip"] for r in doc["results"]] == ["81.2.69.160", "2001:218::1"]

@@ -122,7 +122,7 @@ def test_a_killed_worker_never_makes_a_counter_go_backwards(stack, server):
     with SteadyLoad(stack.port, [Request(f"/api/v1/lookup/{ip}") for ip in IPS], threads=4,
                     max_seconds=60) as load:
         load.wait_for_requests(300)
-        server.wait_for_scrape()
+        server.wait_for_scrape()  # 1: before the kill
         before_kill = total(server, 'geoip_http_requests_total{route="lookup",status="200"}')
         victim = stack.worker_pids()[0]
         os.kill(victim, signal.SIGKILL)
@@ -130,10 +130,12 @@ def test_a_killed_worker_never_makes_a_counter_go_backwards(stack, server):
         while victim in stack.worker_pids() or len(stack.worker_pids()) < stack.workers:
             assert time.monotonic() < deadline, "the worker was not replaced"
             time.sleep(0.1)
+        server.wait_for_scrape()  # 2: with the replacement worker
         load.wait_for_requests(len(load.snapshot().samples) + 300)
-        server.wait_for_scrape()
+        server.wait_for_scrape()  # 3: after it has counted more
     ended = time.time()
-    server.wait_for_scrape()
+    # Three distinct scrapes a scrape interval apart lie inside [started, ended], so the window spans
+    # at least two intervals and holds at least three steps, however fast the load ran.
     values = server.range(expression, started, ended)
     assert len(values) >= 3, values
     assert all(later >= earlier for earlier, later in zip(values, values[1:])), values

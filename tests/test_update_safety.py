@@ -141,8 +141,9 @@ def test_gzip_bomb_is_stopped_early(tmp_path, live):
     bomb = tmp_path / "bomb.mmdb.gz"
     bomb.write_bytes(gzip_bomb_bytes(1 << 30))  # 1 GiB of zeros in about 1 MB
     result = update_from(live, str(bomb))
+    # Only the ratio check says "gzip bomb", and it fires just past its 16 MiB floor: the GiB was
+    # never expanded (the size limit, far above the floor, would have said something else).
     assert result.error == "INVALID_DATABASE" and "gzip bomb" in result.message
-    assert result.seconds < 30  # far less than writing the full GiB would take... a sanity bound, not a benchmark
 
 
 def test_size_limit_applies_to_downloads(live, server, built):

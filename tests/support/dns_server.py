@@ -1,7 +1,8 @@
 """A real DNS server on 127.0.0.1 for the tests (dnslib, UDP and TCP, threaded).
 
 Zone data is a dict: name -> list of ("A"|"AAAA"|"CNAME"|"PTR", value, ttl). Unknown names get NXDOMAIN;
-names in `silent_names` (or every name while `silent` is set) get no answer at all.
+names in `silent_names` (or every name while `silent` is set) get no answer at all; names in
+`late_names` (name -> seconds) get their answer only after that delay, like an overloaded resolver.
 
 """
 from __future__ import annotations
@@ -39,6 +40,10 @@ STANDARD_ZONE = {
     "3.2.1.10.in-addr.arpa": [("PTR", "internal.test.example", 60)],
 }
 
+# Answered only after a delay in the suite's server (tests/conftest.py): apart from STANDARD_ZONE,
+# whose names every test may ask expecting a prompt answer.
+LATE_ZONE = {"late.test.example": [("A", "81.2.69.160", 60), ("AAAA", "2001:218::1", 60)]}
+
 
 def free_port() -> int:
     """A port free for both UDP and TCP on 127.0.0.1 (the server listens on both)."""
@@ -56,9 +61,10 @@ def free_port() -> int:
 
 
 class ZoneResolver(BaseResolver):
-    def __init__(self, zone: dict, silent_names=()):
+    def __init__(self, zone: dict, silent_names=(), late_names=None):
         self.zone = {name.rstrip(".").lower(): records for name, records in zone.items()}
         self.silent_names = {name.lower() for name in silent_names}
+        self.late_names = {name.lower(): delay for name, delay in (late_names or {}).items()}
         self.silent = False
         self.queries: list[tuple[str, str]] = []
         self.received_at: list[float] = []  # time.monotonic() of each query, in the order of `queries`
@@ -70,6 +76,7 @@ class ZoneResolver(BaseResolver):
         self.received_at.append(time.monotonic())
         if self.silent or qname in self.silent_names:
             raise DNSError("dropped on purpose")  # the handler sends nothing: the client times out
+        time.sleep(self.late_names.get(qname, 0))  # each request has its own thread
         reply = request.reply()
         name = qname
         for _ in range(16):  # follow the CNAME chain like a recursive resolver would
@@ -95,8 +102,8 @@ class ZoneResolver(BaseResolver):
 class LocalDnsServer:
     """Start with `with LocalDnsServer(zone) as dns:`; `dns.port`, `dns.nameserver` ("127.0.0.1:PORT")."""
 
-    def __init__(self, zone: dict | None = None, silent_names=()):
-        self.resolver = ZoneResolver(STANDARD_ZONE if zone is None else zone, silent_names)
+    def __init__(self, zone: dict | None = None, silent_names=(), late_names=None):
+        self.resolver = ZoneResolver(STANDARD_ZONE if zone is None else zone, silent_names, late_names)
         self.port = free_port()
         logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
         self._servers = [
