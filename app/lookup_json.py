@@ -73,14 +73,22 @@ class SerializedLookups:
         A line is its bytes without the line break (None: unreadable, too long)."""
         self._check_sources()
         self._new_second()
-        native = self._native
-        out = native.render(lines) if native is not None and not self.disabled else [None] * len(lines)
-        self.joined_in_c += len(lines) - out.count(None)
+        native = self._native if not self.disabled else None
+        out = native.render(lines) if native is not None else [None] * len(lines)
+        pending = [index for index, encoded in enumerate(out) if encoded is None]
+        if native is not None and pending:
+            # Templates for the records the C join had none for, then the join again: the line
+            # that made a template is joined like the rest.
+            for index in pending:
+                self._prepare(line_text(lines[index]))
+            if not self.disabled:  # a template just made disagreed with the lookup service
+                for index, encoded in zip(pending, native.render([lines[index] for index in pending])):
+                    out[index] = encoded
+                pending = [index for index in pending if out[index] is None]
+        self.joined_in_c += len(lines) - len(pending)
         slow_index, slow_targets = [], []
         fast = self._fast
-        for index, encoded in enumerate(out):
-            if encoded is not None:
-                continue
+        for index in pending:
             target = line_text(lines[index])
             try:
                 encoded = fast(target) if target is not None else None
@@ -138,6 +146,30 @@ class SerializedLookups:
 
     # -- one line in Python ---------------------------------------------------------------
     def _fast(self, raw: str) -> bytes | None:
+        """The line's JSON from its City record's template (made now when there is none), or None
+        when the batch path is to answer it."""
+        found = self._template_of(raw)
+        if found is None:
+            return None
+        city, asn, template, encoded = found
+        return encoded if encoded is not None else self._render(template, raw, city.network, asn)
+
+    def _prepare(self, raw: str | None) -> None:
+        """Makes what the C join needs for this line: its City record's template, its ASN record's
+        block, its time zone's block for this second."""
+        try:
+            found = self._template_of(raw, render=False) if raw is not None else None
+        except GeoIPError:
+            return
+        if found is not None:
+            city, asn, template, _ = found
+            if asn is not None:
+                self._asn_parts(asn)
+            self._zone_json(template[2])
+
+    def _template_of(self, raw: str, render: bool = True):
+        """(city, asn, the City record's template, the line's JSON when the template was made now
+        and `render`), or None when the line is not one a template serves."""
         if self.disabled:
             return None
         try:  # a dotted quad exactly as inet_pton takes it is its own canonical text
@@ -157,16 +189,17 @@ class SerializedLookups:
                 return None
         templates = self._templates
         template = templates.get(city.record)
+        encoded = None
         if template is None:
-            encoded, template = self._build(raw, city, asn)
-            if template is not None:
-                templates[city.record] = template
-                if len(templates) > self.capacity:
-                    templates.popitem(last=False)
-            return encoded  # the line's own document, serialised while the template was made
+            encoded, template = self._build(raw, city, asn, render)
+            if template is None:
+                return None
+            templates[city.record] = template
+            if len(templates) > self.capacity:
+                templates.popitem(last=False)
         if template is _NOT_TEMPLATED:
             return None
-        return self._render(template, raw, city.network, asn)
+        return city, asn, template, encoded
 
     def _render(self, template, raw: str, network: str, asn) -> bytes:
         parts, slots, zone = template
@@ -218,8 +251,8 @@ class SerializedLookups:
     # record (document.ShapedRecord's), cut at the markers. Then per City record: the layout's
     # parts with the record's blocks serialised into their places, joined around the per-line
     # slots (the record's blocks shared with other records, a country say, serialised once).
-    def _build(self, raw: str, city, asn) -> tuple[bytes | None, object]:
-        """(the line's own JSON or None, the City record's template: (parts, slots, zone),
+    def _build(self, raw: str, city, asn, render: bool = True) -> tuple[bytes | None, object]:
+        """(the line's own JSON when `render`, else None; the City record's template: (parts, slots, zone),
         _NOT_TEMPLATED when its document is not the single-result shape of the layout, or None
         when it is not to be kept now: a time zone the index could not give)."""
         service = self.service
@@ -251,7 +284,7 @@ class SerializedLookups:
             log.warning("bulk templates disagree with the lookup service: every line is looked up on its own")
             return None, None
         self.built += 1
-        return self._render(template, raw, city.network, asn), template
+        return (self._render(template, raw, city.network, asn) if render else None), template
 
     def _make_layout(self, raw: str, city, asn, shaped, timezone):
         """(parts, slots, the per-line slots as bytes) of one real document with every slot marked,

@@ -97,17 +97,60 @@ def test_bad_fields_and_bad_usage_are_usage_errors(tmp_path, city_db, dns_server
     assert json.loads(done.stdout)["results"] == [{"ip": "81.2.69.160", "country": {"iso_code": "GB"}}]
 
 
+def _without_local_time(output: bytes) -> list[str]:
+    return [json.dumps({**item, "results": [{**r, "timezone": None} for r in item.get("results", [])]})
+            for item in map(json.loads, output.splitlines())]
+
+
 def test_jobs_give_the_same_output_in_the_same_order(tmp_path, city_db, dns_server):
-    lines = [b"81.2.69.%d" % (i % 256) for i in range(3 * CHUNK_LINES + 17)] + [b"dual.test.example", b"bad"]
+    """Six blocks of input, written by three worker processes straight to a pipe and to a file."""
+    lines = [b"81.2.69.%d" % (i % 256) for i in range(6 * BLOCK_BYTES // 11)]
+    for index in range(7, len(lines), len(lines) // 9):  # lines for the batch path here and there
+        lines[index:index + 2] = [b"dual.test.example", b"bad"]
     source = tmp_path / "many.txt"
     source.write_bytes(b"\n".join(lines) + b"\n")
+    assert source.stat().st_size > 5 * BLOCK_BYTES
     one = cli(["--file", str(source)], env_for(city_db, dns_server))
-    two = cli(["--file", str(source), "--jobs", "3"], env_for(city_db, dns_server))
-    assert one.returncode == two.returncode == 1
-    assert two.stdout.count(b"\n") == len(lines)
-    strip_time = lambda out: [json.dumps({**item, "results": [{**r, "timezone": None} for r in item.get("results", [])]})
-                              for item in map(json.loads, out.splitlines())]
-    assert strip_time(one.stdout) == strip_time(two.stdout)
+    three = cli(["--file", str(source), "--jobs", "3"], env_for(city_db, dns_server))
+    out = tmp_path / "out.jsonl"
+    to_file = cli(["--file", str(source), "--jobs", "2", "--output", str(out)], env_for(city_db, dns_server))
+    assert one.returncode == three.returncode == to_file.returncode == 1
+    assert three.stdout.count(b"\n") == len(lines) and to_file.stdout == b""
+    assert _without_local_time(one.stdout) == _without_local_time(three.stdout) == _without_local_time(out.read_bytes())
+
+
+class FailingLookup:
+    """The real lookup service, except that a batch holding `target` fails (a bug, say)."""
+
+    def __init__(self, lookup, target: str):
+        self._lookup, self._target = lookup, target
+
+    def lookup_many(self, targets, *args, **kwargs):
+        if self._target in targets:
+            raise RuntimeError("a lookup failed")
+        return self._lookup.lookup_many(targets, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._lookup, name)
+
+
+def test_a_failing_block_stops_the_workers_and_what_was_written_is_whole(tmp_path, city_db):
+    per_block = BLOCK_BYTES // 12
+    lines = [b"81.2.69.160"] * (8 * per_block)
+    lines[5 * per_block] = b"boom.test.example"
+    source = tmp_path / "in.txt"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    config = make_config(city_db_path=str(city_db))
+    out_path = tmp_path / "out.jsonl"
+    with open(source, "rb") as stream, open(out_path, "wb") as out:
+        with pytest.raises(RuntimeError, match="a lookup failed"):
+            run_bulk(lambda: FailingLookup(Services(config).lookup, "boom.test.example"), stream, out,
+                     BulkOptions(jobs=2))
+    written = out_path.read_bytes()
+    assert written.endswith(b"\n")
+    queries = [json.loads(line)["query"] for line in written.splitlines()]
+    # The blocks before the failing one, whole and in order; none after it.
+    assert 0 < len(queries) <= 5 * per_block and queries == ["81.2.69.160"] * len(queries)
 
 
 def test_domains_on_a_silent_server_time_out_and_the_stream_goes_on(tmp_path, city_db, dns_server):
