@@ -30,6 +30,7 @@ import orjson
 from . import document
 from .errors import GeoIPError
 from .fields import Selection, _project, select_document, select_items
+from .mmdb import Located
 from .targets import reserved, reserved_ipv4_ranges
 from .textlines import line_text
 
@@ -54,6 +55,7 @@ _ZONE_KEYS = ("name", "source", "at_sea", "confidence", "degraded")  # document.
 _NOT_TEMPLATED = object()
 VERIFY_EVERY = 256  # one template in this many is checked against the lookup service (the first always)
 _inet_pton, _AF_INET, _IPv4 = socket.inet_pton, socket.AF_INET, ipaddress.IPv4Address
+_new = tuple.__new__  # Located(...) is a Python-level __new__; tuple.__new__(Located, values) is C
 
 
 class SerializedLookups:
@@ -74,17 +76,19 @@ class SerializedLookups:
         self._check_sources()
         self._new_second()
         native = self._native if not self.disabled else None
-        out = native.render(lines) if native is not None else [None] * len(lines)
+        out = [None] * len(lines)
+        if native is not None:
+            misses: list = []
+            out = native.render(lines, misses)
+            if misses:
+                # What the C join had not got for these lines, made from where it found their
+                # records; then it joins them like the rest.
+                for index, city_offset, city_network, asn_offset, asn_network in misses:
+                    self._prepare(line_text(lines[index]), city_offset, city_network, asn_offset, asn_network)
+                if not self.disabled:  # a template just made disagreed with the lookup service
+                    for miss, encoded in zip(misses, native.render([lines[miss[0]] for miss in misses])):
+                        out[miss[0]] = encoded
         pending = [index for index, encoded in enumerate(out) if encoded is None]
-        if native is not None and pending:
-            # Templates for the records the C join had none for, then the join again: the line
-            # that made a template is joined like the rest.
-            for index in pending:
-                self._prepare(line_text(lines[index]))
-            if not self.disabled:  # a template just made disagreed with the lookup service
-                for index, encoded in zip(pending, native.render([lines[index] for index in pending])):
-                    out[index] = encoded
-                pending = [index for index in pending if out[index] is None]
         self.joined_in_c += len(lines) - len(pending)
         slow_index, slow_targets = [], []
         fast = self._fast
@@ -154,18 +158,21 @@ class SerializedLookups:
         city, asn, template, encoded = found
         return encoded if encoded is not None else self._render(template, raw, city.network, asn)
 
-    def _prepare(self, raw: str | None) -> None:
-        """Makes what the C join needs for this line: its City record's template, its ASN record's
-        block, its time zone's block for this second."""
+    def _prepare(self, raw: str | None, city_offset: int, city_network: str, asn_offset: int | None,
+                 asn_network: str | None) -> None:
+        """Makes what the C join needs for a line it located: its City record's template, its ASN
+        record's block, its time zone's block for this second."""
+        city_version, asn_version = self._sources[:2]
+        city = _new(Located, (city_version, city_offset, city_network, None))
+        asn = _new(Located, (asn_version, asn_offset, asn_network, None)) if asn_offset is not None else None
         try:
-            found = self._template_of(raw, render=False) if raw is not None else None
-        except GeoIPError:
+            found = self._template_at(raw, city, asn, render=False) if raw is not None else None
+        except GeoIPError:  # a damaged file: the line goes on to the batch path, which says so
             return
         if found is not None:
-            city, asn, template, _ = found
             if asn is not None:
                 self._asn_parts(asn)
-            self._zone_json(template[2])
+            self._zone_json(found[2][2])
 
     def _template_of(self, raw: str, render: bool = True):
         """(city, asn, the City record's template, the line's JSON when the template was made now
@@ -187,6 +194,10 @@ class SerializedLookups:
             asn = service.asn_db.locate(value, 4, raw)
             if asn is not None and asn.record is None:
                 return None
+        return self._template_at(raw, city, asn, render)
+
+    def _template_at(self, raw: str, city, asn, render: bool):
+        """_template_of for a line whose records are located."""
         templates = self._templates
         template = templates.get(city.record)
         encoded = None

@@ -282,6 +282,32 @@ def test_serialised_lookups_give_the_documents_bytes(tmp_path, city_db, fields, 
     assert serialised.joined_in_c >= len(targets) // 2 and not serialised.disabled  # the C join served them
 
 
+def test_the_c_join_says_where_it_found_the_records_it_had_no_template_for(tmp_path, city_db):
+    """Ipv4Lines.render(lines, misses): a line located in both files without its template yet is
+    reported with its records' offsets and networks, exactly the lookup service's own locate()."""
+    from app.lookup_json import SerializedLookups
+    from tests.support.city_fixtures import write_asn_db
+
+    service = Services(make_config(city_db_path=str(city_db), asn_db_path=str(write_asn_db(tmp_path / "asn.mmdb")))).lookup
+    serialised = SerializedLookups(service)
+    serialised._check_sources()
+    lines = [b"81.2.69.160", b"10.0.0.1", b"not an address", b"81.2.69.142", b"2.2.3.4"]
+    misses = []
+    assert serialised._native.render(lines, misses) == [None] * len(lines)
+    expected = []
+    for index in (0, 3, 4):
+        value = int.from_bytes(bytes(map(int, lines[index].split(b"."))), "big")
+        city = service.city_db.locate(value, 4)
+        asn = service.asn_db.locate(value, 4)
+        expected.append((index, city.record, city.network, asn and asn.record, asn and asn.network))
+    assert misses == expected and any(miss[3] is not None for miss in misses)
+    # Once Python has made what was missing, the same lines are joined in C.
+    serialised.many(lines)
+    misses = []
+    rendered = serialised._native.render(lines, misses)
+    assert misses == [] and [line is not None for line in rendered] == [True, False, False, True, True]
+
+
 def test_a_template_that_disagrees_with_the_service_turns_templating_off(city_db, monkeypatch):
     """The sampled check against LookupService.lookup can fail: then every line is looked up on its own."""
     import orjson

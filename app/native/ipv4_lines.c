@@ -20,7 +20,10 @@
  *   no_asn      bytes: the asn slot when the ASN file has no record for the address (or there is none)
  *   zones       list: zone -> the time-zone block's JSON for the current second, or None
  * The dicts and the list are the Python side's own, changed in place between calls.
- * render(lines: list of bytes) -> list: each line's JSON, or None.
+ * render(lines: list of bytes, misses=None) -> list: each line's JSON, or None. With a list for
+ *   `misses`, each line located in the files whose template, ASN block or time-zone block is not
+ *   made yet is added to it as (index, City offset, City network, ASN offset or None, ASN network
+ *   or None): Python makes those pieces from where the records are, without looking them up again.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -203,8 +206,50 @@ static PyObject *at_offset(PyObject *dict, unsigned long offset) {
     return value;
 }
 
-/* One line's JSON, Py_None (new reference) when Python is to answer it, NULL on error. */
-static PyObject *render_line(Ipv4Lines *self, PyObject *line) {
+/* Adds (index, City offset, City network, ASN offset or None, ASN network or None) to `misses`:
+ * a line located in the files that has no template, ASN block or time-zone block yet. */
+static int add_miss(Ipv4Lines *self, PyObject *misses, Py_ssize_t index, uint32_t value, unsigned long city_offset,
+                    const char *network, int network_length) {
+    PyObject *asn_offset = Py_None, *asn_network = Py_None;
+    if (self->asn != NULL) {
+        unsigned long offset;
+        char text[48];
+        int text_length;
+        int found = locate(self->asn, value, &offset, text, &text_length);
+        if (found < 0) {
+            return 0; /* a damaged ASN file: Python says so for the line */
+        }
+        if (found) {
+            asn_offset = PyLong_FromUnsignedLong(offset);
+            asn_network = PyUnicode_DecodeASCII(text, text_length, NULL);
+        }
+    }
+    PyObject *miss = (asn_offset == NULL || asn_network == NULL) ? NULL
+        : Py_BuildValue("(nkNOO)", index, city_offset, PyUnicode_DecodeASCII(network, network_length, NULL),
+                        asn_offset, asn_network);
+    if (asn_offset != Py_None) {
+        Py_XDECREF(asn_offset);
+        Py_XDECREF(asn_network);
+    }
+    if (miss == NULL) {
+        return -1;
+    }
+    int appended = PyList_Append(misses, miss);
+    Py_DECREF(miss);
+    return appended;
+}
+
+#define MISSED() \
+    do { \
+        if (misses != NULL && add_miss(self, misses, index, value, city_offset, network, network_length) < 0) { \
+            return NULL; \
+        } \
+        Py_RETURN_NONE; \
+    } while (0)
+
+/* One line's JSON, Py_None (new reference) when Python is to answer it, NULL on error. With
+ * `misses` (a list), a line only Python can make the missing pieces for is added to it. */
+static PyObject *render_line(Ipv4Lines *self, PyObject *line, PyObject *misses, Py_ssize_t index) {
     if (!PyBytes_Check(line)) {
         Py_RETURN_NONE;
     }
@@ -225,7 +270,10 @@ static PyObject *render_line(Ipv4Lines *self, PyObject *line) {
     }
     PyObject *template = at_offset(self->templates, city_offset);
     if (template == NULL) {
-        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        MISSED();
     }
     if (!PyTuple_Check(template) || PyTuple_GET_SIZE(template) != 3) {
         Py_RETURN_NONE; /* a record the Python side does not template */
@@ -245,7 +293,7 @@ static PyObject *render_line(Ipv4Lines *self, PyObject *line) {
         }
         zone = PyList_GET_ITEM(self->zones, zone_number);
         if (!PyBytes_Check(zone)) {
-            Py_RETURN_NONE; /* not made for this second yet */
+            MISSED(); /* not made for this second yet */
         }
     }
     PyObject *asn_block = self->no_asn;
@@ -261,7 +309,10 @@ static PyObject *render_line(Ipv4Lines *self, PyObject *line) {
         if (found) {
             asn_block = at_offset(self->asn_parts, asn_offset);
             if (asn_block == NULL) {
-                return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+                if (PyErr_Occurred()) {
+                    return NULL;
+                }
+                MISSED();
             }
         }
     }
@@ -353,10 +404,15 @@ static PyObject *render_line(Ipv4Lines *self, PyObject *line) {
 #undef PUT
     return rendered;
 }
+#undef MISSED
 
-static PyObject *Ipv4Lines_render(Ipv4Lines *self, PyObject *lines) {
-    if (!PyList_Check(lines)) {
-        PyErr_SetString(PyExc_TypeError, "render(lines) takes a list of bytes");
+static PyObject *Ipv4Lines_render(Ipv4Lines *self, PyObject *args) {
+    PyObject *lines, *misses = Py_None;
+    if (!PyArg_ParseTuple(args, "O!|O", &PyList_Type, &lines, &misses)) {
+        return NULL;
+    }
+    if (misses != Py_None && !PyList_Check(misses)) {
+        PyErr_SetString(PyExc_TypeError, "render(lines, misses): misses must be a list or None");
         return NULL;
     }
     if (self->city == NULL) {
@@ -369,7 +425,7 @@ static PyObject *Ipv4Lines_render(Ipv4Lines *self, PyObject *lines) {
         return NULL;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *line = render_line(self, PyList_GET_ITEM(lines, i));
+        PyObject *line = render_line(self, PyList_GET_ITEM(lines, i), misses == Py_None ? NULL : misses, i);
         if (line == NULL) {
             Py_DECREF(rendered);
             return NULL;
@@ -380,8 +436,10 @@ static PyObject *Ipv4Lines_render(Ipv4Lines *self, PyObject *lines) {
 }
 
 static PyMethodDef Ipv4Lines_methods[] = {
-    {"render", (PyCFunction)Ipv4Lines_render, METH_O,
-     "render(lines: list of bytes) -> list: each line's JSON document, or None where Python answers"},
+    {"render", (PyCFunction)Ipv4Lines_render, METH_VARARGS,
+     "render(lines: list of bytes, misses: list | None = None) -> list: each line's JSON document, or None "
+     "where Python answers; misses gets (index, City offset, City network, ASN offset, ASN network) of "
+     "each line located in the files whose template, ASN block or time-zone block is not made yet"},
     {NULL, NULL, 0, NULL},
 };
 
