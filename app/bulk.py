@@ -6,9 +6,9 @@ Memory stays flat for input of any size: the input is read in blocks of whole li
 more input is read than the few blocks in flight. With `jobs` > 1 the blocks go to that many
 worker processes (each with its own services, built after the fork), which write their output
 to the output file themselves, in input order (OrderedWrites). In a block, JSON Lines of public
-IPv4 addresses come from per-record templates (app/lookup_json.py); every other line goes through the lookup service's batch path CHUNK_LINES
-at a time (IP addresses at once, a chunk's domain names concurrently within one shared DNS
-budget, exactly like an HTTP batch). One output line per input line: a line that is not a
+IPv4 addresses come from per-record templates (app/lookup_json.py); every other line goes
+through the lookup service's batch path CHUNK_LINES at a time (IP addresses at once, a chunk's
+domain names concurrently within one shared DNS budget, exactly like an HTTP batch). One output line per input line: a line that is not a
 target (bad UTF-8, too long, empty) gets its error object like any failed lookup.
 """
 from __future__ import annotations

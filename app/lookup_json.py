@@ -158,15 +158,15 @@ class SerializedLookups:
         city, asn, template, encoded = found
         return encoded if encoded is not None else self._render(template, raw, city.network, asn)
 
-    def _prepare(self, raw: str | None, city_offset: int, city_network: str, asn_offset: int | None,
+    def _prepare(self, raw: str, city_offset: int, city_network: str, asn_offset: int | None,
                  asn_network: str | None) -> None:
-        """Makes what the C join needs for a line it located: its City record's template, its ASN
-        record's block, its time zone's block for this second."""
+        """Makes what the C join needs for a line it located (a canonical dotted quad): its City
+        record's template, its ASN record's block, its time zone's block for this second."""
         city_version, asn_version = self._sources[:2]
         city = _new(Located, (city_version, city_offset, city_network, None))
         asn = _new(Located, (asn_version, asn_offset, asn_network, None)) if asn_offset is not None else None
         try:
-            found = self._template_at(raw, city, asn, render=False) if raw is not None else None
+            found = self._template_at(raw, city, asn, render=False)
         except GeoIPError:  # a damaged file: the line goes on to the batch path, which says so
             return
         if found is not None:

@@ -32,7 +32,7 @@ def city_db(tmp_path) -> Path:
     return write_city_db(tmp_path / "city.mmdb")
 
 
-LATE_ANSWER_S = 3.0  # past the short DNS budgets the tests use, under half of the 5 s one (test_domains.py)
+LATE_ANSWER_S = 3.0  # far past the short DNS budgets the tests use; under the long one (test_domains.py)
 
 
 @pytest.fixture(scope="session")

@@ -306,6 +306,10 @@ def test_the_c_join_says_where_it_found_the_records_it_had_no_template_for(tmp_p
     misses = []
     rendered = serialised._native.render(lines, misses)
     assert misses == [] and [line is not None for line in rendered] == [True, False, False, True, True]
+    # A template without its ASN record's block yet: the miss says where the ASN record is too.
+    serialised._asn.clear()
+    serialised._native.render(lines, misses)
+    assert misses == [miss for miss in expected if miss[3] is not None]
 
 
 def test_a_template_that_disagrees_with_the_service_turns_templating_off(city_db, monkeypatch):

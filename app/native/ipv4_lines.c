@@ -206,31 +206,29 @@ static PyObject *at_offset(PyObject *dict, unsigned long offset) {
     return value;
 }
 
+/* Where the ASN file has the address's record: found (1) or not (0), or not asked yet (-1). */
+typedef struct {
+    int found;
+    unsigned long offset;
+    char network[48];
+    int network_length;
+} AsnPlace;
+
 /* Adds (index, City offset, City network, ASN offset or None, ASN network or None) to `misses`:
- * a line located in the files that has no template, ASN block or time-zone block yet. */
+ * a line located in the files that has no template, ASN block or time-zone block yet. 0 when it
+ * is added or left to Python (a damaged ASN file), -1 on error. */
 static int add_miss(Ipv4Lines *self, PyObject *misses, Py_ssize_t index, uint32_t value, unsigned long city_offset,
-                    const char *network, int network_length) {
-    PyObject *asn_offset = Py_None, *asn_network = Py_None;
-    if (self->asn != NULL) {
-        unsigned long offset;
-        char text[48];
-        int text_length;
-        int found = locate(self->asn, value, &offset, text, &text_length);
-        if (found < 0) {
+                    const char *network, int network_length, AsnPlace *asn) {
+    if (self->asn != NULL && asn->found < 0) {
+        asn->found = locate(self->asn, value, &asn->offset, asn->network, &asn->network_length);
+        if (asn->found < 0) {
             return 0; /* a damaged ASN file: Python says so for the line */
         }
-        if (found) {
-            asn_offset = PyLong_FromUnsignedLong(offset);
-            asn_network = PyUnicode_DecodeASCII(text, text_length, NULL);
-        }
     }
-    PyObject *miss = (asn_offset == NULL || asn_network == NULL) ? NULL
-        : Py_BuildValue("(nkNOO)", index, city_offset, PyUnicode_DecodeASCII(network, network_length, NULL),
-                        asn_offset, asn_network);
-    if (asn_offset != Py_None) {
-        Py_XDECREF(asn_offset);
-        Py_XDECREF(asn_network);
-    }
+    PyObject *miss = self->asn != NULL && asn->found
+        ? Py_BuildValue("(nks#ks#)", index, city_offset, network, (Py_ssize_t)network_length, asn->offset,
+                        asn->network, (Py_ssize_t)asn->network_length)
+        : Py_BuildValue("(nks#OO)", index, city_offset, network, (Py_ssize_t)network_length, Py_None, Py_None);
     if (miss == NULL) {
         return -1;
     }
@@ -241,7 +239,7 @@ static int add_miss(Ipv4Lines *self, PyObject *misses, Py_ssize_t index, uint32_
 
 #define MISSED() \
     do { \
-        if (misses != NULL && add_miss(self, misses, index, value, city_offset, network, network_length) < 0) { \
+        if (misses != NULL && add_miss(self, misses, index, value, city_offset, network, network_length, &asn) < 0) { \
             return NULL; \
         } \
         Py_RETURN_NONE; \
@@ -268,6 +266,7 @@ static PyObject *render_line(Ipv4Lines *self, PyObject *line, PyObject *misses, 
     if (locate(self->city, value, &city_offset, network, &network_length) != 1) {
         Py_RETURN_NONE;
     }
+    AsnPlace asn = {.found = -1};
     PyObject *template = at_offset(self->templates, city_offset);
     if (template == NULL) {
         if (PyErr_Occurred()) {
@@ -297,17 +296,14 @@ static PyObject *render_line(Ipv4Lines *self, PyObject *line, PyObject *misses, 
         }
     }
     PyObject *asn_block = self->no_asn;
-    char asn_network[48];
-    int asn_network_length = 0;
     /* only a template with the asn slot needs the ASN file's answer */
     if (self->asn != NULL && memchr(PyBytes_AS_STRING(slots), SLOT_ASN, (size_t)PyBytes_GET_SIZE(slots)) != NULL) {
-        unsigned long asn_offset;
-        int found = locate(self->asn, value, &asn_offset, asn_network, &asn_network_length);
-        if (found < 0) {
+        asn.found = locate(self->asn, value, &asn.offset, asn.network, &asn.network_length);
+        if (asn.found < 0) {
             Py_RETURN_NONE;
         }
-        if (found) {
-            asn_block = at_offset(self->asn_parts, asn_offset);
+        if (asn.found) {
+            asn_block = at_offset(self->asn_parts, asn.offset);
             if (asn_block == NULL) {
                 if (PyErr_Occurred()) {
                     return NULL;
@@ -355,7 +351,7 @@ static PyObject *render_line(Ipv4Lines *self, PyObject *line, PyObject *misses, 
             } else {
                 total += PyBytes_GET_SIZE(PyTuple_GET_ITEM(asn_block, 0));
                 if (asn_count == 2) {
-                    total += asn_network_length + 2 + PyBytes_GET_SIZE(PyTuple_GET_ITEM(asn_block, 1));
+                    total += asn.network_length + 2 + PyBytes_GET_SIZE(PyTuple_GET_ITEM(asn_block, 1));
                 }
             }
             break;
@@ -393,7 +389,7 @@ static PyObject *render_line(Ipv4Lines *self, PyObject *line, PyObject *misses, 
             } else {
                 PUT_BYTES(PyTuple_GET_ITEM(asn_block, 0));
                 if (asn_count == 2) {
-                    PUT_QUOTED(asn_network, asn_network_length);
+                    PUT_QUOTED(asn.network, asn.network_length);
                     PUT_BYTES(PyTuple_GET_ITEM(asn_block, 1));
                 }
             }

@@ -42,7 +42,9 @@ STANDARD_ZONE = {
 
 # Answered only after a delay in the suite's server (tests/conftest.py): apart from STANDARD_ZONE,
 # whose names every test may ask expecting a prompt answer.
-LATE_ZONE = {"late.test.example": [("A", "81.2.69.160", 60), ("AAAA", "2001:218::1", 60)]}
+# One name per test that asks: a held query outlives the test that sent it.
+LATE_ZONE = {name: [("A", "81.2.69.160", 60), ("AAAA", "2001:218::1", 60)]
+             for name in ("late.test.example", "late-dual.test.example")}
 
 
 def free_port() -> int:
@@ -67,16 +69,18 @@ class ZoneResolver(BaseResolver):
         self.late_names = {name.lower(): delay for name, delay in (late_names or {}).items()}
         self.silent = False
         self.queries: list[tuple[str, str]] = []
-        self.received_at: list[float] = []  # time.monotonic() of each query, in the order of `queries`
+        self.most_late_at_once: dict[str, int] = {}  # a late name -> the most of its queries held at one time
+        self._late_now: dict[str, int] = {}
+        self._late_lock = threading.Lock()
 
     def resolve(self, request, handler):
         qname = str(request.q.qname).rstrip(".").lower()
         qtype = QTYPE[request.q.qtype]
         self.queries.append((qname, qtype))
-        self.received_at.append(time.monotonic())
         if self.silent or qname in self.silent_names:
             raise DNSError("dropped on purpose")  # the handler sends nothing: the client times out
-        time.sleep(self.late_names.get(qname, 0))  # each request has its own thread
+        if qname in self.late_names:
+            self._hold(qname)
         reply = request.reply()
         name = qname
         for _ in range(16):  # follow the CNAME chain like a recursive resolver would
@@ -97,6 +101,19 @@ class ZoneResolver(BaseResolver):
                     reply.add_answer(RR(DNSLabel(name), code, rdata=cls(value), ttl=ttl))
             return reply
         return reply
+
+
+    def _hold(self, name: str) -> None:
+        """Waits the name's delay before answering (each request has its own thread), counting how
+        many of its queries are held together: queries sent at once overlap, one after another never."""
+        with self._late_lock:
+            self._late_now[name] = self._late_now.get(name, 0) + 1
+            self.most_late_at_once[name] = max(self.most_late_at_once.get(name, 0), self._late_now[name])
+        try:
+            time.sleep(self.late_names[name])
+        finally:
+            with self._late_lock:
+                self._late_now[name] -= 1
 
 
 class LocalDnsServer:
