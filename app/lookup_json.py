@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import operator
 import re
 import socket
 import struct
@@ -48,10 +49,10 @@ _RECORD_BLOCKS = document.ShapedRecord._fields[:7]
 _RECORD_SLOT = 5
 _RESULT_SLOTS = {"ip": _IP, "network": _NETWORK, "timezone": _TIMEZONE, "asn": _ASN,
                  **{name: _RECORD_SLOT + index for index, name in enumerate(_RECORD_BLOCKS)}}
-_PER_RECORD_SLOTS = {_RESULT_SLOTS["city"], _RESULT_SLOTS["location"]}  # never shared with another record
 _SLOT = re.compile(re.escape(orjson.dumps(_MARK.format("X"))).replace(b"X", b"([0-9]+)"))
 _ASN_NETWORK_MARK = _MARK.format("asn-network")
 _ZONE_KEYS = ("name", "source", "at_sea", "confidence", "degraded")  # document.timezone_block's arguments
+_zone_key = operator.itemgetter(*_ZONE_KEYS)
 _NOT_TEMPLATED = object()
 VERIFY_EVERY = 256  # one template in this many is checked against the lookup service (the first always)
 _inet_pton, _AF_INET, _IPv4 = socket.inet_pton, socket.AF_INET, ipaddress.IPv4Address
@@ -78,16 +79,9 @@ class SerializedLookups:
         native = self._native if not self.disabled else None
         out = [None] * len(lines)
         if native is not None:
-            misses: list = []
-            out = native.render(lines, misses)
-            if misses:
-                # What the C join had not got for these lines, made from where it found their
-                # records; then it joins them like the rest.
-                for index, city_offset, city_network, asn_offset, asn_network in misses:
-                    self._prepare(line_text(lines[index]), city_offset, city_network, asn_offset, asn_network)
-                if not self.disabled:  # a template just made disagreed with the lookup service
-                    for miss, encoded in zip(misses, native.render([lines[miss[0]] for miss in misses])):
-                        out[miss[0]] = encoded
+            # What the C join has not got for a line is made from where it found the line's
+            # records (_prepare), then it joins that line like the rest.
+            out = native.render(lines, self._prepare)
         pending = [index for index, encoded in enumerate(out) if encoded is None]
         self.joined_in_c += len(lines) - len(pending)
         slow_index, slow_targets = [], []
@@ -132,8 +126,7 @@ class SerializedLookups:
         self._zone_keys: list = [] # zone number -> timezone_block's arguments
         self._zones: list = []     # zone number -> the block's JSON in this second, or None
         self._zone_second = None
-        self._layout = None        # (parts, slots, per-line slots) of this version's documents
-        self._blocks: dict = {}    # id of a shared block -> (the block, its JSON)
+        self._layout = None        # (pieces, per-line slots) of this version's documents
         self._no_asn = self._asn_parts(None)[0]
         self._native = self._native_lines(sources) if sources is not None else None
 
@@ -158,10 +151,13 @@ class SerializedLookups:
         city, asn, template, encoded = found
         return encoded if encoded is not None else self._render(template, raw, city.network, asn)
 
-    def _prepare(self, raw: str, city_offset: int, city_network: str, asn_offset: int | None,
+    def _prepare(self, line: bytes, city_offset: int, city_network: str, asn_offset: int | None,
                  asn_network: str | None) -> None:
         """Makes what the C join needs for a line it located (a canonical dotted quad): its City
         record's template, its ASN record's block, its time zone's block for this second."""
+        if self.disabled:  # a template made in this batch disagreed with the lookup service
+            return
+        raw = line_text(line)
         city_version, asn_version = self._sources[:2]
         city = _new(Located, (city_version, city_offset, city_network, None))
         asn = _new(Located, (asn_version, asn_offset, asn_network, None)) if asn_offset is not None else None
@@ -259,9 +255,10 @@ class SerializedLookups:
     # -- templates ------------------------------------------------------------------------
     # A template is made in two steps. The layout, once per version of the sources: one real
     # document serialised with a marker in each slot, the per-line ones and each block of the
-    # record (document.ShapedRecord's), cut at the markers. Then per City record: the layout's
-    # parts with the record's blocks serialised into their places, joined around the per-line
-    # slots (the record's blocks shared with other records, a country say, serialised once).
+    # record (document.ShapedRecord's), cut at the per-line slots into pieces. A piece is bytes,
+    # or (prefix, keys, record indexes, suffix) for one holding the record's blocks: those are
+    # next to each other in a result, so they are serialised with one orjson call, as a map whose
+    # braces are cut off. Then per City record: each piece with the record's blocks in it.
     def _build(self, raw: str, city, asn, render: bool = True) -> tuple[bytes | None, object]:
         """(the line's own JSON when `render`, else None; the City record's template: (parts, slots, zone),
         _NOT_TEMPLATED when its document is not the single-result shape of the layout, or None
@@ -274,22 +271,12 @@ class SerializedLookups:
         layout = self._layout
         if layout is None:
             layout = self._layout = self._make_layout(raw, city, asn, shaped, timezone)
-            if layout is _NOT_TEMPLATED:
-                return None, _NOT_TEMPLATED
-        elif layout is _NOT_TEMPLATED:
+        if layout is _NOT_TEMPLATED:
             return None, _NOT_TEMPLATED
-        layout_parts, layout_slots, line_slots = layout
-        parts, current = [], [layout_parts[0]]
-        block_json = self._block_json
-        for slot, part in zip(layout_slots, layout_parts[1:]):
-            if slot < _RECORD_SLOT:
-                parts.append(current[0] if len(current) == 1 else b"".join(current))
-                current = [part]
-            else:
-                current.append(block_json(slot, shaped[slot - _RECORD_SLOT]))
-                current.append(part)
-        parts.append(current[0] if len(current) == 1 else b"".join(current))
-        template = (tuple(parts), line_slots, self._zone_id(tuple(timezone[key] for key in _ZONE_KEYS)))
+        pieces, line_slots = layout
+        record_json = self._record_json
+        parts = tuple([piece if type(piece) is bytes else record_json(piece, shaped) for piece in pieces])
+        template = (parts, line_slots, self._zone_id(_zone_key(timezone)))
         if self.built % VERIFY_EVERY == 0 and not self._agrees(template, raw, city.network, asn):
             self.disabled = True
             log.warning("bulk templates disagree with the lookup service: every line is looked up on its own")
@@ -297,9 +284,18 @@ class SerializedLookups:
         self.built += 1
         return (self._render(template, raw, city.network, asn) if render else None), template
 
+    def _record_json(self, piece: tuple, shaped) -> bytes:
+        prefix, keys, indexes, suffix = piece
+        if self.selection:
+            selected = self._selected
+            blocks = {key: selected(key, shaped[index]) for key, index in zip(keys, indexes)}
+        else:
+            blocks = {key: shaped[index] for key, index in zip(keys, indexes)}
+        return prefix + orjson.dumps(blocks)[1:-1] + suffix
+
     def _make_layout(self, raw: str, city, asn, shaped, timezone):
-        """(parts, slots, the per-line slots as bytes) of one real document with every slot marked,
-        or _NOT_TEMPLATED when an IP document is not one result (then no line is templated)."""
+        """(pieces, the per-line slots as bytes) of one real document with every slot marked, or
+        _NOT_TEMPLATED when an IP document is not one result (then no line is templated)."""
         service = self.service
         owner = service.owner_of(asn) if asn is not None else None
         asn_block = document.asn_block(owner, asn.network) if owner is not None else None
@@ -316,23 +312,12 @@ class SerializedLookups:
         for key, slot in _RESULT_SLOTS.items():
             if key in result:
                 result[key] = _MARK.format(slot)
-        pieces = _SLOT.split(orjson.dumps(marked))  # the parts, with the slot numbers between them
-        slots = [int(slot) for slot in pieces[1::2]]
-        return tuple(pieces[::2]), tuple(slots), bytes(slot for slot in slots if slot < _RECORD_SLOT)
-
-    def _block_json(self, slot: int, block) -> bytes:
-        """One block of the record as JSON (selected like the rest). The blocks many records share
-        (document._shared: a country, a continent, a region; the empty postal code) once."""
-        if slot in _PER_RECORD_SLOTS:
-            return orjson.dumps(self._selected(_RECORD_BLOCKS[slot - _RECORD_SLOT], block))
-        cached = self._blocks.get(id(block))
-        if cached is not None and cached[0] is block:
-            return cached[1]
-        encoded = orjson.dumps(self._selected(_RECORD_BLOCKS[slot - _RECORD_SLOT], block))
-        if len(self._blocks) > 50_000:
-            self._blocks.clear()
-        self._blocks[id(block)] = (block, encoded)
-        return encoded
+        split = _SLOT.split(orjson.dumps(marked))  # the text, with the slot numbers between its pieces
+        texts, slots = split[::2], [int(slot) for slot in split[1::2]]
+        pieces = _pieces(texts, slots)
+        if pieces is None:
+            return _NOT_TEMPLATED
+        return pieces, bytes(slot for slot in slots if slot < _RECORD_SLOT)
 
     def _agrees(self, template, raw: str, network: str, asn) -> bool:
         """Whether the template gives back the lookup service's own document for this line (tried
@@ -358,6 +343,30 @@ class SerializedLookups:
             self._zones.append(None)
             self._zone_keys.append(key)
         return zone
+
+
+def _pieces(texts: list[bytes], slots: list[int]) -> tuple | None:
+    """The layout's pieces from the marked document's texts between its slots: one per text
+    between per-line slots, the record's blocks in it as (prefix, keys, record indexes, suffix).
+    None when a record block is not next to the one before it (then nothing is templated)."""
+    pieces, text, run = [], texts[0], None  # run: [prefix, keys, indexes] of the piece being cut
+    for slot, after in zip(slots, texts[1:]):
+        if slot < _RECORD_SLOT:
+            pieces.append(text if run is None else (run[0], tuple(run[1]), tuple(run[2]), text))
+            run = None
+        else:
+            name = _RECORD_BLOCKS[slot - _RECORD_SLOT]
+            key = orjson.dumps(name) + b":"
+            if run is None and text.endswith(key):
+                run = [text[:-len(key)], [name], [slot - _RECORD_SLOT]]
+            elif run is not None and text == b"," + key:
+                run[1].append(name)
+                run[2].append(slot - _RECORD_SLOT)
+            else:
+                return None
+        text = after
+    pieces.append(text if run is None else (run[0], tuple(run[1]), tuple(run[2]), text))
+    return tuple(pieces)
 
 
 def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

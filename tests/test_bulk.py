@@ -283,33 +283,59 @@ def test_serialised_lookups_give_the_documents_bytes(tmp_path, city_db, fields, 
 
 
 def test_the_c_join_says_where_it_found_the_records_it_had_no_template_for(tmp_path, city_db):
-    """Ipv4Lines.render(lines, misses): a line located in both files without its template yet is
-    reported with its records' offsets and networks, exactly the lookup service's own locate()."""
+    """Ipv4Lines.render(lines, make_missing): a line located in both files without its template
+    yet is handed to make_missing with its records' offsets and networks, exactly the lookup
+    service's own locate(), and joined once make_missing has made what it lacked."""
     from app.lookup_json import SerializedLookups
     from tests.support.city_fixtures import write_asn_db
 
     service = Services(make_config(city_db_path=str(city_db), asn_db_path=str(write_asn_db(tmp_path / "asn.mmdb")))).lookup
     serialised = SerializedLookups(service)
     serialised._check_sources()
-    lines = [b"81.2.69.160", b"10.0.0.1", b"not an address", b"81.2.69.142", b"2.2.3.4"]
+    lines = [b"81.2.69.160", b"10.0.0.1", b"not an address", b"81.2.69.142\r", b"2.2.3.4"]
     misses = []
-    assert serialised._native.render(lines, misses) == [None] * len(lines)
+    assert serialised._native.render(lines, lambda *miss: misses.append(miss)) == [None] * len(lines)
     expected = []
     for index in (0, 3, 4):
-        value = int.from_bytes(bytes(map(int, lines[index].split(b"."))), "big")
+        value = int.from_bytes(bytes(map(int, lines[index].rstrip(b"\r").split(b"."))), "big")
         city = service.city_db.locate(value, 4)
         asn = service.asn_db.locate(value, 4)
-        expected.append((index, city.record, city.network, asn and asn.record, asn and asn.network))
+        expected.append((lines[index], city.record, city.network, asn and asn.record, asn and asn.network))
     assert misses == expected and any(miss[3] is not None for miss in misses)
-    # Once Python has made what was missing, the same lines are joined in C.
-    serialised.many(lines)
+    # What make_missing makes is used for the same line: no second pass.
+    made = []
+
+    def prepare(*miss):
+        made.append(miss[0])
+        serialised._prepare(*miss)
+    rendered = serialised._native.render(lines, prepare)
+    firsts = {}  # a line of records made already (81.2.69.142 has 81.2.69.160's) needs nothing made
+    for miss in expected:
+        firsts.setdefault(miss[1:2] + miss[3:4], miss[0])
+    assert made == list(firsts.values()) and len(made) < len(expected)
+    assert [line is not None for line in rendered] == [True, False, False, True, True]
+    assert rendered[3] == serialised.many([b"81.2.69.142"])[0][0]  # its own text, without the \r
+    # Once made, the same lines are joined in C without asking.
     misses = []
-    rendered = serialised._native.render(lines, misses)
-    assert misses == [] and [line is not None for line in rendered] == [True, False, False, True, True]
+    assert serialised._native.render(lines, lambda *miss: misses.append(miss)) == rendered and misses == []
     # A template without its ASN record's block yet: the miss says where the ASN record is too.
     serialised._asn.clear()
-    serialised._native.render(lines, misses)
+    serialised._native.render(lines, lambda *miss: misses.append(miss))
     assert misses == [miss for miss in expected if miss[3] is not None]
+
+
+def test_an_error_in_make_missing_is_raised_from_render(city_db):
+    from app.lookup_json import SerializedLookups
+
+    serialised = SerializedLookups(Services(make_config(city_db_path=str(city_db))).lookup)
+    serialised._check_sources()
+
+    def fails(*miss):
+        raise RuntimeError("made nothing")
+    with pytest.raises(RuntimeError, match="made nothing"):
+        serialised._native.render([b"81.2.69.160"], fails)
+    with pytest.raises(TypeError):
+        serialised._native.render([b"81.2.69.160"], "not callable")
 
 
 def test_a_template_that_disagrees_with_the_service_turns_templating_off(city_db, monkeypatch):
@@ -324,8 +350,8 @@ def test_a_template_that_disagrees_with_the_service_turns_templating_off(city_db
     make_layout = serialised._make_layout
 
     def wrong_layout(*args):  # a layout whose bytes are not the document's
-        parts, slots, line_slots = make_layout(*args)
-        return (parts[0].replace(b'"query"', b'"Query"'),) + parts[1:], slots, line_slots
+        pieces, line_slots = make_layout(*args)
+        return (pieces[0].replace(b'"query"', b'"Query"'),) + pieces[1:], line_slots
     monkeypatch.setattr(serialised, "_make_layout", wrong_layout)
     targets = [f"81.2.69.{i}" for i in range(140, 200, 3)]
     for _ in range(2):

@@ -91,6 +91,24 @@ def test_offsets_agree_with_the_extension_on_every_network(tmp_path, ip_version)
             _locate(offsets, empty)  # closed: refused, not a read of freed memory
 
 
+@pytest.mark.parametrize("ip_version", [4, 6])
+def test_network_text_at_every_ipv4_prefix_length(tmp_path, ip_version):
+    """The C side writes an IPv4 network's text itself (offset_reader.h): every prefix length
+    from /1 to /32, octets of one, two and three digits, as ipaddress writes them."""
+    networks = [ipaddress.ip_network((1 << (32 - prefix), prefix)) for prefix in range(1, 8)]  # 128.0.0.0/1 ...
+    networks += [ipaddress.ip_network((0x01000000 | 1 << (32 - prefix), prefix)) for prefix in range(9, 33)]
+    networks += [ipaddress.ip_network("1.0.0.0/32")]
+    records = {str(network): place(f"n{network.prefixlen}", 1, ("ENG", "England")) for network in networks}
+    path = write_city_db(tmp_path / "city.mmdb", records, ip_version=ip_version)
+    with maxminddb.open_database(str(path), maxminddb.MODE_MMAP_EXT) as reader:
+        offsets = _opened(path, reader, ip_version)
+        for network in networks:
+            for address in (network.network_address, network.broadcast_address):
+                offset, prefix, text = offsets.locate(int(address), 4)
+                assert offset is not None and text == str(network), (address, text)
+        offsets.close()
+
+
 @pytest.mark.parametrize("name, table", [("GeoIP2-City-Test.mmdb", CITY), ("GeoLite2-City-Test.mmdb", CITY),
                                          ("GeoLite2-ASN-Test.mmdb", ASN)])
 def test_c_and_python_readings_agree_on_maxmind_test_databases(maxmind_testdata, name, table):

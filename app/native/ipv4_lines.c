@@ -20,10 +20,11 @@
  *   no_asn      bytes: the asn slot when the ASN file has no record for the address (or there is none)
  *   zones       list: zone -> the time-zone block's JSON for the current second, or None
  * The dicts and the list are the Python side's own, changed in place between calls.
- * render(lines: list of bytes, misses=None) -> list: each line's JSON, or None. With a list for
- *   `misses`, each line located in the files whose template, ASN block or time-zone block is not
- *   made yet is added to it as (index, City offset, City network, ASN offset or None, ASN network
- *   or None): Python makes those pieces from where the records are, without looking them up again.
+ * render(lines: list of bytes, make_missing=None) -> list: each line's JSON, or None. For each
+ *   line located in the files whose template, ASN block or time-zone block is not made yet,
+ *   make_missing(line, City offset, City network, ASN offset or None, ASN network or None) is
+ *   called: Python makes those pieces from where the records are, without looking the address up
+ *   again, and the line is joined then, its lookups not made twice.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -31,7 +32,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -188,9 +188,7 @@ static int locate(OffsetReader *reader, uint32_t value, unsigned long *offset, c
     if (prefix < 0 || prefix > 32) {
         return -1;
     }
-    uint32_t bits = prefix == 0 ? 0 : value & (0xFFFFFFFFU << (32 - prefix));
-    *network_length = snprintf(network, 48, "%u.%u.%u.%u/%d", (unsigned)(bits >> 24), (unsigned)((bits >> 16) & 0xFF),
-                               (unsigned)((bits >> 8) & 0xFF), (unsigned)(bits & 0xFF), prefix);
+    *network_length = ipv4_network_text(value, prefix, network);
     *offset = (unsigned long)result.entry.offset;
     return 1;
 }
@@ -210,105 +208,72 @@ static PyObject *at_offset(PyObject *dict, unsigned long offset) {
 typedef struct {
     int found;
     unsigned long offset;
-    char network[48];
+    char network[24];
     int network_length;
 } AsnPlace;
 
-/* Adds (index, City offset, City network, ASN offset or None, ASN network or None) to `misses`:
- * a line located in the files that has no template, ASN block or time-zone block yet. 0 when it
- * is added or left to Python (a damaged ASN file), -1 on error. */
-static int add_miss(Ipv4Lines *self, PyObject *misses, Py_ssize_t index, uint32_t value, unsigned long city_offset,
-                    const char *network, int network_length, AsnPlace *asn) {
-    if (self->asn != NULL && asn->found < 0) {
-        asn->found = locate(self->asn, value, &asn->offset, asn->network, &asn->network_length);
-        if (asn->found < 0) {
-            return 0; /* a damaged ASN file: Python says so for the line */
-        }
+/* A line located in the City file (a canonical dotted quad, outside the ranges left to Python). */
+typedef struct {
+    const char *text;
+    Py_ssize_t length;
+    uint32_t value;
+    unsigned long city_offset;
+    char network[24];
+    int network_length;
+    AsnPlace asn;
+} Located;
+
+enum { JOINED = 1, LEFT = 0, MISSING = 2, FAILED = -1 };
+
+/* Where the ASN file has the line's record, asked at most once per line; -1 a damaged file. */
+static int asn_place(Ipv4Lines *self, Located *line) {
+    if (line->asn.found < 0) {
+        line->asn.found = locate(self->asn, line->value, &line->asn.offset, line->asn.network,
+                                 &line->asn.network_length);
     }
-    PyObject *miss = self->asn != NULL && asn->found
-        ? Py_BuildValue("(nks#ks#)", index, city_offset, network, (Py_ssize_t)network_length, asn->offset,
-                        asn->network, (Py_ssize_t)asn->network_length)
-        : Py_BuildValue("(nks#OO)", index, city_offset, network, (Py_ssize_t)network_length, Py_None, Py_None);
-    if (miss == NULL) {
-        return -1;
-    }
-    int appended = PyList_Append(misses, miss);
-    Py_DECREF(miss);
-    return appended;
+    return line->asn.found;
 }
 
-#define MISSED() \
-    do { \
-        if (misses != NULL && add_miss(self, misses, index, value, city_offset, network, network_length, &asn) < 0) { \
-            return NULL; \
-        } \
-        Py_RETURN_NONE; \
-    } while (0)
-
-/* One line's JSON, Py_None (new reference) when Python is to answer it, NULL on error. With
- * `misses` (a list), a line only Python can make the missing pieces for is added to it. */
-static PyObject *render_line(Ipv4Lines *self, PyObject *line, PyObject *misses, Py_ssize_t index) {
-    if (!PyBytes_Check(line)) {
-        Py_RETURN_NONE;
-    }
-    const char *text = PyBytes_AS_STRING(line);
-    Py_ssize_t length = PyBytes_GET_SIZE(line);
-    while (length > 0 && text[length - 1] == '\r') {
-        length--;
-    }
-    uint32_t value;
-    if (!parse_quad(text, length, &value) || in_ranges(self, value)) {
-        Py_RETURN_NONE;
-    }
-    unsigned long city_offset;
-    char network[48];
-    int network_length;
-    if (locate(self->city, value, &city_offset, network, &network_length) != 1) {
-        Py_RETURN_NONE;
-    }
-    AsnPlace asn = {.found = -1};
-    PyObject *template = at_offset(self->templates, city_offset);
+/* The line's JSON from its record's template in *rendered: JOINED; LEFT when Python is to answer
+ * it; MISSING when its template, ASN block or time-zone block is not made yet; FAILED on error. */
+static int join_line(Ipv4Lines *self, Located *line, PyObject **rendered) {
+    PyObject *template = at_offset(self->templates, line->city_offset);
     if (template == NULL) {
-        if (PyErr_Occurred()) {
-            return NULL;
-        }
-        MISSED();
+        return PyErr_Occurred() ? FAILED : MISSING;
     }
     if (!PyTuple_Check(template) || PyTuple_GET_SIZE(template) != 3) {
-        Py_RETURN_NONE; /* a record the Python side does not template */
+        return LEFT; /* a record the Python side does not template */
     }
     PyObject *parts = PyTuple_GET_ITEM(template, 0), *slots = PyTuple_GET_ITEM(template, 1);
     PyObject *zone_index = PyTuple_GET_ITEM(template, 2);
     if (!PyTuple_Check(parts) || !PyBytes_Check(slots) || !PyLong_Check(zone_index)
         || PyTuple_GET_SIZE(parts) != PyBytes_GET_SIZE(slots) + 1) {
-        Py_RETURN_NONE;
+        return LEFT;
     }
     PyObject *zone = NULL; /* only a template with the time-zone slot needs its block */
     if (memchr(PyBytes_AS_STRING(slots), SLOT_TIMEZONE, (size_t)PyBytes_GET_SIZE(slots)) != NULL) {
         Py_ssize_t zone_number = PyLong_AsSsize_t(zone_index);
         if (zone_number < 0 || zone_number >= PyList_GET_SIZE(self->zones)) {
             PyErr_Clear();
-            Py_RETURN_NONE;
+            return LEFT;
         }
         zone = PyList_GET_ITEM(self->zones, zone_number);
         if (!PyBytes_Check(zone)) {
-            MISSED(); /* not made for this second yet */
+            return MISSING; /* not made for this second yet */
         }
     }
     PyObject *asn_block = self->no_asn;
+    AsnPlace *asn = &line->asn;
     /* only a template with the asn slot needs the ASN file's answer */
     if (self->asn != NULL && memchr(PyBytes_AS_STRING(slots), SLOT_ASN, (size_t)PyBytes_GET_SIZE(slots)) != NULL) {
-        asn.found = locate(self->asn, value, &asn.offset, asn.network, &asn.network_length);
-        if (asn.found < 0) {
-            Py_RETURN_NONE;
+        int found = asn_place(self, line);
+        if (found < 0) {
+            return LEFT;
         }
-        if (asn.found) {
-            asn_block = at_offset(self->asn_parts, asn.offset);
+        if (found) {
+            asn_block = at_offset(self->asn_parts, asn->offset);
             if (asn_block == NULL) {
-                if (PyErr_Occurred()) {
-                    return NULL;
-                }
-                MISSED();
+                return PyErr_Occurred() ? FAILED : MISSING;
             }
         }
     }
@@ -317,10 +282,10 @@ static PyObject *render_line(Ipv4Lines *self, PyObject *line, PyObject *misses, 
         asn_count = PyTuple_Check(asn_block) ? PyTuple_GET_SIZE(asn_block) : 0;
         if ((asn_count != 1 && asn_count != 2) || !PyBytes_Check(PyTuple_GET_ITEM(asn_block, 0))
             || (asn_count == 2 && !PyBytes_Check(PyTuple_GET_ITEM(asn_block, 1)))) {
-            Py_RETURN_NONE;
+            return LEFT;
         }
     } else if (!PyBytes_Check(asn_block)) {
-        Py_RETURN_NONE;
+        return LEFT;
     }
     const char *codes = PyBytes_AS_STRING(slots);
     Py_ssize_t slot_count = PyBytes_GET_SIZE(slots);
@@ -328,7 +293,7 @@ static PyObject *render_line(Ipv4Lines *self, PyObject *line, PyObject *misses, 
     for (Py_ssize_t i = 0; i <= slot_count; i++) {
         PyObject *part = PyTuple_GET_ITEM(parts, i);
         if (!PyBytes_Check(part)) {
-            Py_RETURN_NONE;
+            return LEFT;
         }
         total += PyBytes_GET_SIZE(part);
         if (i == slot_count) {
@@ -337,10 +302,10 @@ static PyObject *render_line(Ipv4Lines *self, PyObject *line, PyObject *misses, 
         switch (codes[i]) {
         case SLOT_QUERY:
         case SLOT_IP:
-            total += length + 2;
+            total += line->length + 2;
             break;
         case SLOT_NETWORK:
-            total += network_length + 2;
+            total += line->network_length + 2;
             break;
         case SLOT_TIMEZONE:
             total += PyBytes_GET_SIZE(zone);
@@ -351,19 +316,19 @@ static PyObject *render_line(Ipv4Lines *self, PyObject *line, PyObject *misses, 
             } else {
                 total += PyBytes_GET_SIZE(PyTuple_GET_ITEM(asn_block, 0));
                 if (asn_count == 2) {
-                    total += asn.network_length + 2 + PyBytes_GET_SIZE(PyTuple_GET_ITEM(asn_block, 1));
+                    total += asn->network_length + 2 + PyBytes_GET_SIZE(PyTuple_GET_ITEM(asn_block, 1));
                 }
             }
             break;
         default:
-            Py_RETURN_NONE;
+            return LEFT;
         }
     }
-    PyObject *rendered = PyBytes_FromStringAndSize(NULL, total);
-    if (rendered == NULL) {
-        return NULL;
+    *rendered = PyBytes_FromStringAndSize(NULL, total);
+    if (*rendered == NULL) {
+        return FAILED;
     }
-    char *out = PyBytes_AS_STRING(rendered);
+    char *out = PyBytes_AS_STRING(*rendered);
 #define PUT(source, size) (memcpy(out, (source), (size_t)(size)), out += (size))
 #define PUT_BYTES(object) PUT(PyBytes_AS_STRING(object), PyBytes_GET_SIZE(object))
 #define PUT_QUOTED(source, size) (*out++ = '"', PUT(source, size), *out++ = '"')
@@ -375,10 +340,10 @@ static PyObject *render_line(Ipv4Lines *self, PyObject *line, PyObject *misses, 
         switch (codes[i]) {
         case SLOT_QUERY:
         case SLOT_IP:
-            PUT_QUOTED(text, length);
+            PUT_QUOTED(line->text, line->length);
             break;
         case SLOT_NETWORK:
-            PUT_QUOTED(network, network_length);
+            PUT_QUOTED(line->network, line->network_length);
             break;
         case SLOT_TIMEZONE:
             PUT_BYTES(zone);
@@ -389,7 +354,7 @@ static PyObject *render_line(Ipv4Lines *self, PyObject *line, PyObject *misses, 
             } else {
                 PUT_BYTES(PyTuple_GET_ITEM(asn_block, 0));
                 if (asn_count == 2) {
-                    PUT_QUOTED(asn.network, asn.network_length);
+                    PUT_QUOTED(asn->network, asn->network_length);
                     PUT_BYTES(PyTuple_GET_ITEM(asn_block, 1));
                 }
             }
@@ -398,17 +363,68 @@ static PyObject *render_line(Ipv4Lines *self, PyObject *line, PyObject *misses, 
 #undef PUT_QUOTED
 #undef PUT_BYTES
 #undef PUT
-    return rendered;
+    return JOINED;
 }
-#undef MISSED
 
-static PyObject *Ipv4Lines_render(Ipv4Lines *self, PyObject *args) {
-    PyObject *lines, *misses = Py_None;
-    if (!PyArg_ParseTuple(args, "O!|O", &PyList_Type, &lines, &misses)) {
+/* Asks Python to make what the line's join is missing: make_missing(line, City offset, City
+ * network, ASN offset or None, ASN network or None). 0 asked (or left: a damaged ASN file),
+ * -1 on error. */
+static int make_missing(Ipv4Lines *self, PyObject *make, PyObject *text, Located *line) {
+    int found = self->asn != NULL ? asn_place(self, line) : 0;
+    if (found < 0) {
+        return 0; /* a damaged ASN file: Python says so for the line */
+    }
+    PyObject *made = found
+        ? PyObject_CallFunction(make, "Oks#ks#", text, line->city_offset, line->network,
+                                (Py_ssize_t)line->network_length, line->asn.offset, line->asn.network,
+                                (Py_ssize_t)line->asn.network_length)
+        : PyObject_CallFunction(make, "Oks#OO", text, line->city_offset, line->network,
+                                (Py_ssize_t)line->network_length, Py_None, Py_None);
+    if (made == NULL) {
+        return -1;
+    }
+    Py_DECREF(made);
+    return 0;
+}
+
+/* One line's JSON, Py_None (new reference) when Python is to answer it, NULL on error. With
+ * `make` (a callable), what a located line's join is missing is made by it, then joined. */
+static PyObject *render_line(Ipv4Lines *self, PyObject *text, PyObject *make) {
+    if (!PyBytes_Check(text)) {
+        Py_RETURN_NONE;
+    }
+    Located line = {.text = PyBytes_AS_STRING(text), .length = PyBytes_GET_SIZE(text), .asn = {.found = -1}};
+    while (line.length > 0 && line.text[line.length - 1] == '\r') {
+        line.length--;
+    }
+    if (!parse_quad(line.text, line.length, &line.value) || in_ranges(self, line.value)
+        || locate(self->city, line.value, &line.city_offset, line.network, &line.network_length) != 1) {
+        Py_RETURN_NONE;
+    }
+    PyObject *rendered = NULL;
+    int outcome = join_line(self, &line, &rendered);
+    if (outcome == MISSING && make != NULL) {
+        if (make_missing(self, make, text, &line) < 0) {
+            return NULL;
+        }
+        outcome = join_line(self, &line, &rendered); /* what Python could not make stays missing */
+    }
+    if (outcome == FAILED) {
         return NULL;
     }
-    if (misses != Py_None && !PyList_Check(misses)) {
-        PyErr_SetString(PyExc_TypeError, "render(lines, misses): misses must be a list or None");
+    if (outcome != JOINED) {
+        Py_RETURN_NONE;
+    }
+    return rendered;
+}
+
+static PyObject *Ipv4Lines_render(Ipv4Lines *self, PyObject *args) {
+    PyObject *lines, *make = Py_None;
+    if (!PyArg_ParseTuple(args, "O!|O", &PyList_Type, &lines, &make)) {
+        return NULL;
+    }
+    if (make != Py_None && !PyCallable_Check(make)) {
+        PyErr_SetString(PyExc_TypeError, "render(lines, make_missing): make_missing must be callable or None");
         return NULL;
     }
     if (self->city == NULL) {
@@ -420,22 +436,28 @@ static PyObject *Ipv4Lines_render(Ipv4Lines *self, PyObject *args) {
     if (rendered == NULL) {
         return NULL;
     }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *line = render_line(self, PyList_GET_ITEM(lines, i), misses == Py_None ? NULL : misses, i);
+    for (Py_ssize_t i = 0; i < count && i < PyList_GET_SIZE(lines); i++) {
+        PyObject *text = Py_NewRef(PyList_GET_ITEM(lines, i)); /* make_missing may change the list */
+        PyObject *line = render_line(self, text, make == Py_None ? NULL : make);
+        Py_DECREF(text);
         if (line == NULL) {
             Py_DECREF(rendered);
             return NULL;
         }
         PyList_SET_ITEM(rendered, i, line);
     }
+    for (Py_ssize_t i = PyList_GET_SIZE(lines); i < count; i++) { /* the list got shorter */
+        PyList_SET_ITEM(rendered, i, Py_NewRef(Py_None));
+    }
     return rendered;
 }
 
 static PyMethodDef Ipv4Lines_methods[] = {
     {"render", (PyCFunction)Ipv4Lines_render, METH_VARARGS,
-     "render(lines: list of bytes, misses: list | None = None) -> list: each line's JSON document, or None "
-     "where Python answers; misses gets (index, City offset, City network, ASN offset, ASN network) of "
-     "each line located in the files whose template, ASN block or time-zone block is not made yet"},
+     "render(lines: list of bytes, make_missing=None) -> list: each line's JSON document, or None where "
+     "Python answers; make_missing(line, City offset, City network, ASN offset, ASN network) is called for "
+     "each line located in the files whose template, ASN block or time-zone block is not made yet, and "
+     "the line is joined once more after it"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -151,11 +151,8 @@ static PyObject *OffsetReader_locate(OffsetReader *self, PyObject *const *args, 
     int prefix = (int)result.netmask - shift;
     PyObject *network = NULL;
     if (version == 4 && prefix >= 0 && prefix <= 32) {
-        uint32_t bits = ntohl(v4.sin_addr.s_addr);
-        uint32_t mask = prefix == 0 ? 0 : 0xFFFFFFFFU << (32 - prefix);
-        bits &= mask;
-        network = PyUnicode_FromFormat("%u.%u.%u.%u/%d", (unsigned)(bits >> 24), (unsigned)((bits >> 16) & 0xFF),
-                                       (unsigned)((bits >> 8) & 0xFF), (unsigned)(bits & 0xFF), prefix);
+        char text[24];
+        network = PyUnicode_FromStringAndSize(text, ipv4_network_text(ntohl(v4.sin_addr.s_addr), prefix, text));
     } else if (version == 6 && prefix >= 0 && prefix <= 128) {
         unsigned char *bytes = (unsigned char *)&v6.sin6_addr;
         for (int bit = prefix; bit < 128; bit++) {
