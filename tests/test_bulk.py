@@ -336,6 +336,9 @@ def test_an_error_in_make_missing_is_raised_from_render(city_db):
         serialised._native.render([b"81.2.69.160"], fails)
     with pytest.raises(TypeError):
         serialised._native.render([b"81.2.69.160"], "not callable")
+    # A make_missing that empties the list it is called for: what is gone is left to Python.
+    lines = [b"81.2.69.160", b"2.2.3.4", b"81.2.69.161"]
+    assert serialised._native.render(lines, lambda *miss: lines.clear()) == [None, None, None]
 
 
 def test_a_template_that_disagrees_with_the_service_turns_templating_off(city_db, monkeypatch):

@@ -436,7 +436,8 @@ static PyObject *Ipv4Lines_render(Ipv4Lines *self, PyObject *args) {
     if (rendered == NULL) {
         return NULL;
     }
-    for (Py_ssize_t i = 0; i < count && i < PyList_GET_SIZE(lines); i++) {
+    Py_ssize_t i = 0;
+    for (; i < count && i < PyList_GET_SIZE(lines); i++) {
         PyObject *text = Py_NewRef(PyList_GET_ITEM(lines, i)); /* make_missing may change the list */
         PyObject *line = render_line(self, text, make == Py_None ? NULL : make);
         Py_DECREF(text);
@@ -446,7 +447,7 @@ static PyObject *Ipv4Lines_render(Ipv4Lines *self, PyObject *args) {
         }
         PyList_SET_ITEM(rendered, i, line);
     }
-    for (Py_ssize_t i = PyList_GET_SIZE(lines); i < count; i++) { /* the list got shorter */
+    for (; i < count; i++) { /* the list got shorter: the lines it no longer has are left to Python */
         PyList_SET_ITEM(rendered, i, Py_NewRef(Py_None));
     }
     return rendered;
