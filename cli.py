@@ -2,6 +2,7 @@
 """Easy GeoIP on the command line: look things up, check the service's data, keep it fresh."""
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 
@@ -25,7 +26,30 @@ def _services(config: Config | None = None):
     return Services(config or _config())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Commands that live in their own modules, imported only when one of them runs (or --help lists
+# them): what they need (the updater's HTTP client, PostgreSQL's driver) does not slow the others.
+LAZY_COMMANDS = {
+    "update-db": "app.commands.update_db:update_db",
+    "load-tz-world": "app.commands.tz_world:load_tz_world_command",
+    "check-overlay": "app.commands.check_overlay:check_overlay_command",
+    "pull-db": "app.commands.pull_db:pull_db",
+}
+
+
+class LazyGroup(click.Group):
+    """click's documented pattern for lazily loaded subcommands."""
+
+    def list_commands(self, ctx):
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx, name):
+        if name not in LAZY_COMMANDS:
+            return super().get_command(ctx, name)
+        module, _, attribute = LAZY_COMMANDS[name].partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def cli():
     """Easy GeoIP: where is this IP address or domain?"""
 
@@ -151,16 +175,6 @@ def status(as_json):
     sys.exit(0 if report["status"] != "unavailable" else 1)
 
 
-# Commands that live in their own modules (one line each).
-# <register-commands>
-from app.commands.update_db import update_db  # noqa: E402
-cli.add_command(update_db)
-from app.commands.tz_world import load_tz_world_command  # noqa: E402
-cli.add_command(load_tz_world_command)
-from app.commands.check_overlay import check_overlay_command  # noqa: E402
-cli.add_command(check_overlay_command)
-from app.commands.pull_db import pull_db  # noqa: E402
-cli.add_command(pull_db)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from .asndb import AsnDatabase
 from .citydb import CityDatabase
 from .config import Config
 from .errors import TimezoneBackendUnavailable
-from .fleet.status import pull_readiness
 from .hostnames import HostnameResolver
 from .lookup import ASN_ATTRIBUTIONS, ATTRIBUTIONS, LookupService
 from .overlay import Overlay
@@ -113,7 +112,10 @@ class Services:
         timezone["cache"] = self.lookup.zones.info()
         if timezone.get("state") != "ok":
             problems.append(f"timezone: {timezone.get('detail') or 'unavailable'}")
-        pull = pull_readiness(self.config.pull) if self.config.pull else None
+        pull = None
+        if self.config.pull:
+            from .fleet.status import pull_readiness  # the puller's modules (an HTTP client) only where one pulls
+            pull = pull_readiness(self.config.pull)
         if pull is not None and not pull["ok"]:
             problems.append("pull: the databases could not be pulled from the updater")
         overlay = self.overlay.status()

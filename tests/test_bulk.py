@@ -385,3 +385,32 @@ def test_table_with_hostnames_and_fields_only_with_json(city_db, dns_server):
     assert lines[3].endswith("(PTR_NOT_FOUND)")
     table_fields = cli(["--fields", "city.name", "81.2.69.160"], env_for(city_db, dns_server))
     assert table_fields.returncode == 2 and b"--json" in table_fields.stderr and b"Traceback" not in table_fields.stderr
+
+
+_FREED = """
+import sys
+from app.bulk import keep_freed_memory
+def rss():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+if sys.argv[1] == "keep":
+    assert keep_freed_memory()
+before = rss()
+lines = [bytes(1000) + str(i).encode() for i in range(60_000)]  # a block's output lines, 60 MB
+grown = rss() - before
+del lines
+print(grown, rss() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads the process's RSS from /proc")
+def test_a_bulk_process_keeps_what_it_frees_for_the_next_block():
+    outcome = {}
+    for mode in ("default", "keep"):
+        done = subprocess.run([sys.executable, "-c", _FREED, mode], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        outcome[mode] = [int(value) for value in done.stdout.split()]
+    grown, after_free = outcome["default"]
+    assert grown > 50_000_000 and after_free < grown / 4  # glibc gives the freed heap back...
+    grown, after_free = outcome["keep"]
+    assert grown > 50_000_000 and after_free > grown * 3 / 4  # ...unless told to keep it

@@ -83,3 +83,19 @@ def test_status_lists_every_database(city_db, tmp_path):
     assert "city database:" in text and "asn database:" in text and "GeoLite2-ASN" in text
     without = run(["cli.py", "status"], {"GEOIP_CITY_DB": str(city_db)}).stdout
     assert "asn database:  not configured" in without
+
+
+def test_the_cli_imports_only_what_its_command_needs():
+    # The bulk command's start-up is part of every run: no Flask, no updater HTTP client, no
+    # PostgreSQL driver until a command that needs them runs; every command is still listed.
+    probe = ("import sys, cli; from app.services import Services; import app.bulk; "
+             "print(sorted(m for m in ('flask', 'werkzeug', 'requests', 'psycopg2') if m in sys.modules))")
+    done = run(["-c", probe], {})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    listed = run(["cli.py", "--help"], {})
+    assert all(name in listed.stdout for name in ("lookup", "status", "update-db", "load-tz-world",
+                                                 "check-overlay", "pull-db"))
+    assert run(["cli.py", "check-overlay", "--help"], {}).returncode == 0
+    factory = run(["-c", "import app; print(app.create_app.__module__)"], {})
+    assert factory.stdout.strip() == "app.web", factory.stderr

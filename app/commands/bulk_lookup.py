@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from app.bulk import FORMATS, BulkOptions, InputError, Progress, input_size, run_bulk
+from app.bulk import FORMATS, BulkOptions, InputError, Progress, input_size, keep_freed_memory, run_bulk
 from app.errors import InvalidFields
 from app.fields import parse_fields
 
@@ -44,6 +44,7 @@ def run_file_lookup(make_lookup, input_file, output, output_format, column, fiel
                           jobs=jobs, hostname=hostname)
     out = output or sys.stdout.buffer
     progress = Progress(sys.stderr, input_size(input_file)) if sys.stderr.isatty() else None
+    keep_freed_memory()
     try:
         report = run_bulk(make_lookup, input_file, out, options, progress)
     except InputError as error:
