@@ -149,3 +149,24 @@ def test_threads_share_a_few_finders_rather_than_one_each():
     assert len(index._all) <= 2
     index.close()
     assert index.zone_at(48.8566, 2.3522).name == "Europe/Paris"  # usable again after close
+
+
+def test_opening_the_index_imports_neither_timezonefinder_nor_numpy_until_a_lookup():
+    # Most processes never look a point up (GeoLite2's records carry their zone): opening the
+    # index, and its status, must not cost them numpy and timezonefinder.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from timezonefinder.configs import DATA_VERSION_FILENAME
+
+    from app.timezones import packaged_data
+
+    assert packaged_data.DATA_VERSION_FILENAME == DATA_VERSION_FILENAME
+    probe = ("import sys; from app.timezones.embedded import EmbeddedTimezoneIndex; index = EmbeddedTimezoneIndex(); "
+             "index.status(); print(sorted(m for m in ('numpy', 'timezonefinder', 'h3') if m in sys.modules)); "
+             "print(index.zone_at(48.8566, 2.3522).name)")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]", "Europe/Paris"]

@@ -21,18 +21,8 @@ class EmbeddedTimezoneIndex:
     backend = "embedded"
 
     def __init__(self, data_dir: str | None = None, pool_size: int = 2):
-        from h3.api import numpy_int as h3
-        from timezonefinder import TimezoneFinder
-        from timezonefinder.configs import SHORTCUT_H3_RES
-        from timezonefinder.shortcut_index import ABSENT
-        from timezonefinder.utils import coord2int
-
-        self._finder_class = TimezoneFinder
         self._data_dir = data_dir
-        self._cell_of = h3.latlng_to_cell
-        self._resolution = SHORTCUT_H3_RES
-        self._absent = ABSENT
-        self._coord2int = coord2int
+        self._finder_class = None  # and the rest _load_library sets, on the first lookup
         # A timezonefinder instance must not be used by two threads at once (its docs say so), and
         # each holds about 2.3 MB of arrays: rather than one per thread (64 per uWSGI worker), a few
         # are lent out. Lookups hold the GIL, so more than a couple would only cost memory.
@@ -41,8 +31,9 @@ class EmbeddedTimezoneIndex:
         self._pool_lock = threading.Lock()
         self._all: list = []
         self._candidate_groups: dict[int, tuple[tuple[int, tuple[int, ...]], ...]] = {}
-        # Nothing is loaded until the first lookup: with a City file that has its own time zones
-        # (GeoLite2) a worker may never need a finder, and each costs megabytes.
+        # Nothing is loaded until the first lookup, timezonefinder and numpy not even imported:
+        # with a City file that has its own time zones (GeoLite2) a worker may never need a
+        # finder, and each costs megabytes.
         self._names: list[str] | None = None
         self._matches: list[ZoneMatch] | None = None  # one per zone id: answers are shared, never rebuilt
         self.release = packaged_release(data_dir=data_dir)
@@ -57,6 +48,8 @@ class EmbeddedTimezoneIndex:
             pass
         with self._pool_lock:
             if len(self._all) < self._pool_size:
+                if self._finder_class is None:
+                    self._load_library()
                 finder = self._finder_class(bin_file_location=self._data_dir, in_memory=False)
                 self._all.append(finder)
                 if self._names is None:
@@ -64,6 +57,20 @@ class EmbeddedTimezoneIndex:
                     self._matches = [ZoneMatch(name, is_ocean_zone(name)) for name in self._names]
                 return finder
         return self._idle.get()
+
+    def _load_library(self) -> None:
+        """What the lookups take from timezonefinder (set before the first finder is lent out)."""
+        from h3.api import numpy_int as h3
+        from timezonefinder import TimezoneFinder
+        from timezonefinder.configs import SHORTCUT_H3_RES
+        from timezonefinder.shortcut_index import ABSENT
+        from timezonefinder.utils import coord2int
+
+        self._finder_class = TimezoneFinder
+        self._cell_of = h3.latlng_to_cell
+        self._resolution = SHORTCUT_H3_RES
+        self._absent = ABSENT
+        self._coord2int = coord2int
 
     def zone_at(self, latitude: float, longitude: float) -> ZoneMatch | None:
         if not (math.isfinite(latitude) and math.isfinite(longitude)):

@@ -11,9 +11,12 @@ import struct
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
-import numpy as np
+import timezonefinder_data
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ATTRIBUTION = (
     "Time-zone boundaries: timezone-boundary-builder (github.com/evansiroky/timezone-boundary-builder), "
@@ -25,6 +28,10 @@ _SCALE = 10**7  # timezonefinder stores degrees * 10^7 as int32
 _EWKB_SRID_FLAG = 0x20000000
 _WKB_POLYGON = 3
 _WKB_MULTIPOLYGON = 6
+# timezonefinder.configs.DATA_VERSION_FILENAME: importing that module imports numpy (0.15 s and
+# megabytes in every process that opens the index, and most never look a point up: GeoLite2's
+# records carry their zone). tests/test_timezones_embedded.py checks that the two agree.
+DATA_VERSION_FILENAME = "data_version.txt"
 
 
 @dataclass(frozen=True)
@@ -64,9 +71,7 @@ def packaged_release(finder=None, data_dir=None) -> DataRelease:
         except FileNotFoundError:
             release = _version_of("timezonefinder-data")
     else:
-        from timezonefinder.configs import DATA_VERSION_FILENAME, DEFAULT_DATA_DIR
-
-        directory = Path(data_dir or DEFAULT_DATA_DIR)
+        directory = Path(data_dir or timezonefinder_data.DATA_DIR)
         if not directory.is_dir():
             raise FileNotFoundError(f"no time-zone data directory at {directory}")
         stamp = directory / DATA_VERSION_FILENAME
@@ -81,6 +86,8 @@ def zone_names() -> list[str]:
 
 
 def _ring(coords: np.ndarray) -> bytes:
+    import numpy as np
+
     points = np.ascontiguousarray(coords.T, dtype=np.float64) / _SCALE
     if not np.array_equal(points[0], points[-1]):  # WKB rings are closed; the package's are not
         points = np.vstack([points, points[:1]])
@@ -89,6 +96,7 @@ def _ring(coords: np.ndarray) -> bytes:
 
 def iter_zone_geometries(zones: Iterable[str] | None = None) -> Iterator[ZoneGeometry]:
     """One EWKB MultiPolygon per zone, in tzid order; `zones` limits it to those names."""
+    import numpy as np
     from timezonefinder import TimezoneFinder
 
     finder = TimezoneFinder(in_memory=True)
